@@ -1,0 +1,51 @@
+# Deloton Stream. `make help` lists the targets.
+SHELL := /bin/bash
+PY    := .venv/bin/python
+UV    := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+.venv/.installed: requirements.lock pyproject.toml
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
+	@[ -x $(PY) ] || $(UV) venv -q --python python3.11 .venv
+	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+install: .venv/.installed ## create .venv with the pinned dependencies and the `deloton` CLI
+
+lock: ## re-pin requirements.lock from pyproject.toml
+	$(UV) pip compile -q pyproject.toml --all-extras --no-header --no-annotate --python-version 3.11 -o requirements.lock
+
+demo: install ## start broker, database, simulated fleet and every service; Ctrl-C stops all
+	.venv/bin/deloton demo
+
+test: install ## run the whole test suite against a real broker and PostgreSQL
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## only the fast tests that need no broker or database
+	$(PY) -m pytest -m "not kafka and not postgres" $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check) and mypy
+	.venv/bin/ruff check services tests bench
+	.venv/bin/ruff format --check services tests bench
+	.venv/bin/mypy
+
+fmt: install ## apply ruff formatting and safe fixes
+	.venv/bin/ruff check --fix services tests bench
+	.venv/bin/ruff format services tests bench
+
+bench: install ## run the benchmarks in bench/ and print their figures
+	$(PY) -m bench.run_all
+
+down: ## stop the embedded broker and database started by `deloton infra up`
+	-.venv/bin/deloton infra down
+
+clean: down ## remove the virtualenv and local state
+	rm -rf .venv .deloton outbox
+
+.PHONY: help install lock demo test test-unit lint fmt bench down clean

@@ -1,0 +1,97 @@
+"""Settings for every Deloton service, read once at the entrypoint and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_DIR = Path(".deloton")
+ENV_FILE = STATE_DIR / "env"
+
+
+class Settings(BaseSettings):
+    """Environment variables (or `.deloton/env`, written by `deloton infra up`)."""
+
+    model_config = SettingsConfigDict(
+        env_file=str(ENV_FILE), env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Connections. Unset means "use the embedded infrastructure from `deloton infra up`".
+    kafka_bootstrap_servers: str | None = None
+    database_url: SecretStr | None = None
+
+    # Client tuning. None keeps each client's own default (right for a real cluster);
+    # `deloton infra up` writes the values the embedded broker needs into .deloton/env.
+    kafka_session_timeout_ms: int | None = None
+    kafka_heartbeat_interval_ms: int | None = None
+    kafka_fetch_queue_backoff_ms: int | None = 10
+    kafka_topic_partitions: int = 4
+
+    # Topics.
+    topic_raw: str = "deloton"
+    topic_bikes: str = "deloton.bikes"
+    topic_telemetry: str = "deloton.telemetry"
+    topic_events: str = "deloton.events"
+    topic_rejects: str = "deloton.rejects"
+    topic_alerts: str = "deloton.alerts"
+
+    # Local embedded infrastructure.
+    state_dir: Path = STATE_DIR
+    embedded_kafka_port: int = 19092
+    embedded_postgres_port: int = 15432
+
+    # Ingest.
+    ingest_group: str = "deloton-ingest"
+    ingest_split_topics: bool = False
+    ingest_batch_size: int = Field(default=20_000, ge=1)
+    ingest_batch_max_ms: int = Field(default=100, ge=1)
+    ingest_publish_events: bool = True
+    ride_silence_s: int = Field(default=60, ge=1)
+    ingest_metrics_port: int = 9101
+
+    # Heart-rate alerts.
+    alerts_app_id: str = "deloton-alerts"
+    alerts_metrics_port: int = 9102
+    alert_episode_readings: int = Field(default=3, ge=1)
+    alert_recovery_readings: int = Field(default=3, ge=1)
+    alert_max_hr_young_male_base: float = 220.0  # Fox: 220 - age (men under 40)
+    alert_max_hr_older_male_base: float = 208.0  # Tanaka: 208 - 0.7 x age (men 40+)
+    alert_max_hr_older_male_factor: float = 0.7
+    alert_max_hr_other_base: float = 206.0  # Gulati: 206 - 0.88 x age (women, others)
+    alert_max_hr_other_factor: float = 0.88
+    alert_male_split_age: int = 40
+    alert_min_hr_male: tuple[int, int, int] = (40, 47, 52)  # ages 18-39, 40-64, 65+
+    alert_min_hr_female: tuple[int, int, int] = (45, 52, 57)
+    email_sender: str = "alerts@deloton.example"
+    email_reply_to: str | None = None
+    email_override_recipient: str | None = None
+    email_outbox_dir: Path = Path("outbox")
+    aws_region: str = "eu-west-2"
+    ses_endpoint_url: str | None = None
+
+    # Compress (daily -> historical).
+    retention_hours: float = Field(default=12.0, gt=0)
+    compress_batch_rides: int = Field(default=1000, ge=1)
+    compress_interval_s: int = Field(default=600, ge=1)
+
+    def require_kafka(self) -> str:
+        """The bootstrap servers, or a clear error telling the user how to get them."""
+        if not self.kafka_bootstrap_servers:
+            raise ConfigError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set: run `deloton infra up` or point it at a broker"
+            )
+        return self.kafka_bootstrap_servers
+
+    def require_database(self) -> str:
+        """The database URL, or a clear error telling the user how to get one."""
+        if self.database_url is None:
+            raise ConfigError(
+                "DATABASE_URL is not set: run `deloton infra up` or point it at Postgres"
+            )
+        return self.database_url.get_secret_value()
+
+
+class ConfigError(RuntimeError):
+    """A configuration problem the user can fix; the CLI prints it as one line."""

@@ -1,0 +1,93 @@
+"""PostgreSQL connections and the forward-only migration runner."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+from services.common.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schemas" / "sql"
+_MIGRATION_LOCK = 0x6465_6C6F  # advisory lock key: "delo"
+
+
+def connect(dsn: str, *, application_name: str = "deloton") -> psycopg2.extensions.connection:
+    """Open a connection, turning an unreachable server into a ConfigError."""
+    try:
+        conn = psycopg2.connect(dsn, application_name=application_name, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ConfigError(f"cannot connect to PostgreSQL ({redact(dsn)}): {first}") from exc
+    conn.set_session(autocommit=False)
+    return conn
+
+
+def redact(dsn: str) -> str:
+    """The DSN with any password replaced, safe for logs and error lines."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        return "<unparseable DATABASE_URL>"
+    host = params.get("host", "localhost")
+    return f"{params.get('user', '')}@{host}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+
+
+@contextmanager
+def transaction(conn: psycopg2.extensions.connection) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor inside one transaction: committed on success, rolled back on any error."""
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
+    """The numbered `NNNN_name.sql` migrations, in order."""
+    return sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def migrate(conn: psycopg2.extensions.connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction; return their names."""
+    applied: list[str] = []
+    with transaction(conn) as cur:
+        cur.execute(
+            """CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+    for path in migration_files(directory):
+        version = int(path.name[:4])
+        sql = path.read_text()
+        checksum = hashlib.sha256(sql.encode()).hexdigest()
+        with transaction(conn) as cur:
+            # Two `migrate` runs at once (two services starting) must not both apply a file.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute(
+                "SELECT checksum FROM public.schema_migrations WHERE version = %s", (version,)
+            )
+            row = cur.fetchone()
+            if row is not None:
+                if row[0] != checksum:
+                    log.warning("migration %s changed after it was applied", path.name)
+                continue
+            cur.execute(sql)
+            cur.execute(
+                "INSERT INTO public.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (version, path.stem, checksum),
+            )
+            applied.append(path.name)
+            log.info("applied migration %s", path.name)
+    return applied

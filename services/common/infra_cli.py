@@ -1,0 +1,130 @@
+"""`deloton infra up|down|status` and `deloton migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from services.common import db, infra
+from services.common.config import ENV_FILE, ConfigError, Settings
+
+# What `up` writes into .deloton/env beside the addresses: the client timings the embedded
+# broker needs (see BROKER.md). A real cluster keeps each client's defaults.
+LOCAL_TUNING = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `infra` and `migrate` subcommands."""
+    p = sub.add_parser("infra", help="start/stop the embedded broker and database")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=cmd_infra)
+    m = sub.add_parser("migrate", help="apply the schema migrations (idempotent)")
+    m.set_defaults(func=cmd_migrate)
+
+
+def external_settings() -> tuple[str | None, str | None]:
+    """Addresses given by the environment itself (not by a previous `up`)."""
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
+
+
+def up(settings: Settings) -> dict[str, str]:
+    """Start whatever is not running yet; write and return the addresses."""
+    state_dir = settings.state_dir
+    state = infra.read_state(state_dir)
+    ext_kafka, ext_db = external_settings()
+    env: dict[str, str] = {}
+
+    if ext_kafka:
+        settings.kafka_bootstrap_servers = ext_kafka
+        from services.common.kafka import ping
+
+        ping(settings)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = ext_kafka
+    else:
+        b = state.get("broker", {})
+        pid, port = int(b.get("pid", 0) or 0), int(b.get("port", 0) or 0)  # type: ignore[call-overload]
+        if not (pid and infra.pid_alive(pid) and "tansu" in infra.pid_cmdline(pid)):
+            broker = infra.start_broker(settings.embedded_kafka_port, state_dir / "logs/broker.log")
+            pid, port = broker.pid, broker.port
+            state["broker"] = {"pid": pid, "port": port}
+            infra.write_state(state_dir, state)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
+        env |= LOCAL_TUNING
+
+    if ext_db:
+        db.connect(ext_db).close()
+        env["DATABASE_URL"] = ext_db
+    else:
+        pgdata = (state_dir / "pgdata").resolve()
+        server = infra.start_postgres(pgdata, settings.embedded_postgres_port)
+        state["postgres"] = {"pgdata": str(pgdata), "port": server.port}
+        infra.write_state(state_dir, state)
+        env["DATABASE_URL"] = server.url()
+
+    env_file = state_dir / ENV_FILE.name
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return env
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop exactly what `up` started; return what was stopped."""
+    state_dir = settings.state_dir
+    state = infra.read_state(state_dir)
+    stopped = []
+    b = state.pop("broker", None)
+    if b and infra.stop_pid(int(b["pid"]), "tansu"):  # type: ignore[call-overload]
+        stopped.append(f"broker (pid {b['pid']})")
+    pg = state.pop("postgres", None)
+    if pg and infra.stop_postgres(Path(str(pg["pgdata"]))):
+        stopped.append(f"postgres ({pg['pgdata']})")
+    infra.write_state(state_dir, state)
+    (state_dir / ENV_FILE.name).unlink(missing_ok=True)
+    return stopped
+
+
+def status(settings: Settings) -> list[str]:
+    """One line per component: running or not, and where."""
+    state = infra.read_state(settings.state_dir)
+    lines = []
+    b = state.get("broker")
+    if b and infra.pid_alive(int(b["pid"])):  # type: ignore[call-overload]
+        lines.append(f"kafka     running  127.0.0.1:{b['port']} (pid {b['pid']})")
+    else:
+        lines.append("kafka     stopped")
+    pg = state.get("postgres")
+    if pg and infra.port_in_use(int(pg["port"])):  # type: ignore[call-overload]
+        lines.append(f"postgres  running  127.0.0.1:{pg['port']} ({pg['pgdata']})")
+    else:
+        lines.append("postgres  stopped")
+    return lines
+
+
+def cmd_infra(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.action == "up":
+        env = up(settings)
+        for k, v in env.items():
+            print(f"{k}={v}")
+        print(f"(written to {settings.state_dir / ENV_FILE.name})")
+    elif args.action == "down":
+        stopped = down(settings)
+        print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    else:
+        print("\n".join(status(settings)))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings()
+    conn = db.connect(settings.require_database())
+    try:
+        applied = db.migrate(conn)
+    finally:
+        conn.close()
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+__all__ = ["ConfigError", "down", "register", "status", "up"]

@@ -1,0 +1,81 @@
+"""Session-wide real broker and PostgreSQL; a fresh database and topics for every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from services.common.config import Settings
+from tests import harness
+
+REAL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "deloton_real_sample.jsonl"
+FIXTURE_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "deloton_real_sample.jsonl"
+
+
+@pytest.fixture(scope="session")
+def real_sample() -> Path:
+    """The 1,000 messages captured from the real feed (kept in tests/fixtures)."""
+    return FIXTURE_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka-compatible broker for the session."""
+    with harness.running_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """DSN of a real PostgreSQL server for the session (DATABASE_URL, else embedded)."""
+    with harness.running_postgres() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str) -> Iterator[str]:
+    """A migrated template database that each test's database is cloned from."""
+    name = harness.create_template(pg_server)
+    yield name
+    harness.admin_execute(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(pg_server: str, pg_template: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    dsn = harness.create_database(pg_server, pg_template)
+    yield dsn
+    harness.drop_database(pg_server, dsn)
+
+
+@pytest.fixture
+def kafka_settings(broker: str, tmp_path: Path) -> Settings:
+    """Settings with the real broker and topics of this test's own (no database)."""
+    return harness.test_settings(broker, None, tmp_path)
+
+
+@pytest.fixture
+def settings(broker: str, database_url: str, tmp_path: Path) -> Settings:
+    """Settings with the real broker, this test's own topics and its own fresh database."""
+    return harness.test_settings(broker, database_url, tmp_path)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to this test's database."""
+    conn = psycopg2.connect(settings.require_database())
+    yield conn
+    conn.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the real servers are marked, so `-m "not kafka"` skips them."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"broker", "kafka_settings", "settings"}:
+            item.add_marker(pytest.mark.kafka)
+        if names & {"pg_server", "database_url", "settings", "db"}:
+            item.add_marker(pytest.mark.postgres)
