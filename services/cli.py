@@ -12,6 +12,7 @@ from services.common.config import ConfigError
 COMMAND_MODULES = [
     "services.common.infra_cli",
     "services.simulator.cli",
+    "services.compress.cli",
 ]
 
 

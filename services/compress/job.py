@@ -1,0 +1,238 @@
+"""The compress job: summarise finished rides into historical, then apply retention to daily.
+
+`run` is run-once; the schedule lives outside (Terraform, `deloton compress --loop`, the
+demo runner). Each step commits in bounded batches, so ingest keeps writing while it runs
+and a crash anywhere leaves a state from which the next run finishes the same work:
+summaries are keyed by ride_id, and daily rows go only after their ride is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg2.errors
+import psycopg2.extensions
+
+from services.common.config import Settings
+from services.common.db import connect, transaction
+from services.compress import repository as repo
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg2.extensions.connection
+# Called after each committed batch with the step name and the batch's row count; tests use it
+# to stop a run between two batches.
+BatchHook = Callable[[str, int], None]
+
+DROP_LOCK_TIMEOUT_MS = 2000
+DROP_ATTEMPTS = 3
+
+
+@dataclass
+class CompressResult:
+    """What one run did; `as_dict` is the structured JSON the CLI prints and Lambda logs."""
+
+    status: str = "ok"  # ok | skipped (another run holds the lock)
+    now: str = ""
+    retention_cutoff: str = ""
+    rides_summarised: int = 0
+    summary_batches: int = 0
+    riders_upserted: int = 0
+    tombstoned_summaries_purged: int = 0
+    partitions_dropped: int = 0
+    readings_dropped: int = 0
+    partitions_kept_unsettled: int = 0
+    partitions_busy: int = 0
+    readings_deleted: int = 0
+    delete_batches: int = 0
+    rides_removed: int = 0
+    alerts_removed: int = 0
+    alert_counts_updated: int = 0
+    riders_removed: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run(
+    target: Settings | Connection,
+    *,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    on_batch: BatchHook | None = None,
+) -> CompressResult:
+    """Run compress once against a connection, or against the database of `target` settings.
+
+    With a connection, `settings` supplies retention and batch sizes (the defaults if None).
+    """
+    if isinstance(target, Settings):
+        conn = connect(target.require_database(), application_name="deloton-compress")
+        try:
+            return run(conn, now=now, settings=target, on_batch=on_batch)
+        finally:
+            conn.close()
+    cfg = settings if settings is not None else Settings.model_construct()
+    now = _as_utc(now or datetime.now(UTC))
+    job = _Job(target, cfg, now, on_batch or (lambda _step, _n: None))
+    return job.run()
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class _Job:
+    def __init__(self, conn: Connection, cfg: Settings, now: datetime, hook: BatchHook) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.now = now
+        self.cutoff = now - timedelta(hours=cfg.retention_hours)
+        self.hook = hook
+        self.result = CompressResult(now=now.isoformat(), retention_cutoff=self.cutoff.isoformat())
+        self.busy: list[repo.Partition] = []  # partitions whose drop waits for the next run
+
+    def run(self) -> CompressResult:
+        started = time.perf_counter()
+        with transaction(self.conn) as cur:
+            locked = repo.try_lock(cur)
+        if not locked:
+            self.result.status = "skipped"
+            log.warning("another compress run holds the lock; nothing done")
+            return self.result
+        try:
+            self._timed("summarise", self.summarise)
+            self._timed("drop_partitions", self.drop_partitions)
+            self._timed("delete_rows", self.delete_rows)
+            self._timed("riders", self.clean_riders)
+        finally:
+            self._unlock()
+        self.result.seconds["total"] = round(time.perf_counter() - started, 3)
+        return self.result
+
+    def _timed(self, name: str, step: Callable[[], None]) -> None:
+        t0 = time.perf_counter()
+        step()
+        self.result.seconds[name] = round(time.perf_counter() - t0, 3)
+
+    def _unlock(self) -> None:
+        if self.conn.closed:
+            return  # the session (and its lock) is gone already
+        try:
+            self.conn.rollback()
+            with transaction(self.conn) as cur:
+                repo.unlock(cur)
+        except psycopg2.Error:
+            log.warning("could not release the compress lock; it goes with the session")
+
+    def summarise(self) -> None:
+        """Summaries (and their riders) for finished rides, one transaction per batch."""
+        quiet_since = self.now - timedelta(seconds=self.cfg.ride_silence_s)
+        after: int | None = None
+        while True:
+            with transaction(self.conn) as cur:
+                ids = repo.finished_unsummarised_rides(
+                    cur, quiet_since=quiet_since, after_ride_id=after, limit=self._batch
+                )
+                if not ids:
+                    break
+                self.result.riders_upserted += repo.upsert_riders_of_rides(cur, ride_ids=ids)
+                written = repo.insert_ride_summaries(cur, ride_ids=ids)
+            self.result.rides_summarised += written
+            self.result.summary_batches += 1
+            after = ids[-1]
+            self.hook("summarise", written)
+        with transaction(self.conn) as cur:
+            self.result.tombstoned_summaries_purged = repo.purge_tombstoned_summaries(cur)
+
+    @property
+    def _batch(self) -> int:
+        return self.cfg.compress_batch_rides
+
+    def drop_partitions(self) -> None:
+        """Drop each hourly partition wholly before the cutoff that holds only settled rides."""
+        with transaction(self.conn) as cur:
+            candidates = repo.partitions_older_than(cur, cutoff=self.cutoff)
+        for part in candidates:
+            # Checked first without locks, so a partition kept for an unsettled ride never
+            # makes ingest wait; checked again under the locks, since ingest may have written.
+            with transaction(self.conn) as cur:
+                if repo.partition_holds_unsettled(cur, partition=part):
+                    self.result.partitions_kept_unsettled += 1
+                    continue
+                rows = repo.count_partition_rows(cur, partition=part)
+            outcome = self._drop_one(part)
+            if outcome == "dropped":
+                self.result.partitions_dropped += 1
+                self.result.readings_dropped += rows
+                self.hook("drop_partition", rows)
+            elif outcome == "unsettled":
+                self.result.partitions_kept_unsettled += 1
+            else:
+                self.busy.append(part)
+                self.result.partitions_busy += 1
+
+    def _drop_one(self, part: repo.Partition) -> str:
+        for attempt in range(1, DROP_ATTEMPTS + 1):
+            try:
+                with transaction(self.conn) as cur:
+                    repo.lock_partition_for_drop(
+                        cur, partition=part, lock_timeout_ms=DROP_LOCK_TIMEOUT_MS
+                    )
+                    if repo.partition_holds_unsettled(cur, partition=part):
+                        return "unsettled"
+                    repo.drop_partition(cur, partition=part)
+                return "dropped"
+            except psycopg2.errors.LockNotAvailable:
+                log.info("partition %s busy (attempt %d)", part.name, attempt)
+            except psycopg2.errors.UndefinedTable:
+                return "dropped"  # someone else dropped it between listing and locking
+        log.warning("partition %s still busy; left for the next run", part.name)
+        return "busy"
+
+    def delete_rows(self) -> None:
+        """Delete settled rides' readings before the cutoff, then drained rides and alerts."""
+        skip = [(p.start, p.end) for p in self.busy]
+        after: int | None = None
+        while True:
+            with transaction(self.conn) as cur:
+                ids = repo.settled_rides_started_before(
+                    cur, cutoff=self.cutoff, after_ride_id=after, limit=self._batch
+                )
+                if not ids:
+                    break
+                deleted = repo.delete_readings_before(
+                    cur, ride_ids=ids, cutoff=self.cutoff, skip_ranges=skip
+                )
+                removed = repo.remove_drained_rides(cur, ride_ids=ids)
+            self.result.readings_deleted += deleted
+            self.result.rides_removed += removed.rides
+            self.result.alerts_removed += removed.alerts
+            self.result.alert_counts_updated += removed.alert_counts_updated
+            self.result.delete_batches += 1
+            after = ids[-1]
+            self.hook("delete_rows", deleted)
+        with transaction(self.conn) as cur:
+            self.result.alerts_removed += repo.delete_orphan_alerts_of_tombstoned(
+                cur, cutoff=self.cutoff
+            )
+
+    def clean_riders(self) -> None:
+        """Remove daily riders no daily ride references, after copying them to historical."""
+        try:
+            with transaction(self.conn) as cur:
+                repo.set_lock_timeout(cur, ms=DROP_LOCK_TIMEOUT_MS)
+                self.result.riders_upserted += repo.copy_unreferenced_riders(
+                    cur, cutoff=self.cutoff
+                )
+                self.result.riders_removed = repo.delete_unreferenced_riders(
+                    cur, cutoff=self.cutoff
+                )
+        except (psycopg2.errors.ForeignKeyViolation, psycopg2.errors.LockNotAvailable) as exc:
+            # Ingest started a ride for one of them meanwhile; the next run tries again.
+            log.info("daily riders left for the next run: %s", exc.pgerror or exc)

@@ -1,0 +1,372 @@
+"""SQL of the daily -> historical roll-up and of retention; all set-based, inside Postgres.
+
+Every function takes the cursor of the caller's transaction first and keyword arguments
+after it; the job decides where transactions begin and end. Readings never leave the
+database: Python only sees ride ids (one batch at a time), partition names and counts.
+
+"Settled" below means summarised into historical.rides or tombstoned in
+historical.deleted_rides: the two states in which a ride's full-resolution data may go.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+Cursor = psycopg2.extensions.cursor
+
+# Session-level lock key for "a compress run is in progress" ("delocomp").
+COMPRESS_LOCK_KEY = 0x6465_6C6F_636F_6D70
+
+# Partitions are created only by daily.ensure_readings_partitions, which names each one after
+# the UTC hour it covers; the name is therefore the bound, without parsing pg_get_expr output.
+_PARTITION_NAME = re.compile(r"^readings_(\d{8})h(\d{2})$")
+
+_RIDER_COLUMNS = (
+    "user_id, title, first_name, last_name, gender, address_line, city, postcode, "
+    "date_of_birth, email_address, height_cm, weight_kg, account_created_at, "
+    "original_source, details_at"
+)
+_RIDER_UPDATES = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _RIDER_COLUMNS.split(", ") if c != "user_id"
+)
+# Latest details win; a replayed older SYSTEM line never overwrites newer ones.
+_UPSERT_RIDERS = f"""
+    INSERT INTO historical.riders ({_RIDER_COLUMNS})
+    SELECT {_RIDER_COLUMNS} FROM daily.riders r WHERE {{where}}
+    ON CONFLICT (user_id) DO UPDATE SET {_RIDER_UPDATES}
+    WHERE historical.riders.details_at < EXCLUDED.details_at
+"""
+
+_SETTLED = """(EXISTS (SELECT 1 FROM historical.rides h WHERE h.ride_id = {d}.ride_id)
+            OR EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = {d}.ride_id))"""
+_UNSETTLED = f"NOT {_SETTLED}"
+
+
+def try_lock(cur: Cursor) -> bool:
+    """Take the session-level compress lock if nobody holds it; False when another run does."""
+    cur.execute("SELECT pg_try_advisory_lock(%s)", (COMPRESS_LOCK_KEY,))
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def unlock(cur: Cursor) -> None:
+    """Release the compress lock held by this session."""
+    cur.execute("SELECT pg_advisory_unlock(%s)", (COMPRESS_LOCK_KEY,))
+
+
+def set_lock_timeout(cur: Cursor, *, ms: int) -> None:
+    """Bound how long the rest of this transaction waits for any lock (LockNotAvailable after)."""
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{ms}ms",))
+
+
+# --- summarise ------------------------------------------------------------------------------
+
+
+def finished_unsummarised_rides(
+    cur: Cursor, *, quiet_since: datetime, after_ride_id: int | None, limit: int
+) -> list[int]:
+    """The next `limit` ride ids (ascending, above `after_ride_id`) that are finished and unsettled.
+
+    Finished: ingest set ended_at, or nothing was recorded for the ride since `quiet_since`
+    (now - ride_silence_s; covers an ingest that stopped mid-ride).
+    """
+    cur.execute(
+        f"""
+        SELECT d.ride_id FROM daily.rides d
+        WHERE (%(after)s IS NULL OR d.ride_id > %(after)s)
+          AND (d.ended_at IS NOT NULL
+               OR (d.started_at < %(quiet)s
+                   AND NOT EXISTS (SELECT 1 FROM daily.readings r
+                                   WHERE r.ride_id = d.ride_id AND r.recorded_at >= %(quiet)s)))
+          AND {_UNSETTLED.format(d="d")}
+        ORDER BY d.ride_id
+        LIMIT %(limit)s
+        """,
+        {"after": after_ride_id, "quiet": quiet_since, "limit": limit},
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def upsert_riders_of_rides(cur: Cursor, *, ride_ids: list[int]) -> int:
+    """Copy the riders of these daily rides into historical.riders; return rows written."""
+    cur.execute(
+        _UPSERT_RIDERS.format(
+            where="r.user_id IN (SELECT user_id FROM daily.rides WHERE ride_id = ANY(%(ids)s))"
+        ),
+        {"ids": ride_ids},
+    )
+    return cur.rowcount
+
+
+def insert_ride_summaries(cur: Cursor, *, ride_ids: list[int]) -> int:
+    """Write one historical.rides row per ride not yet there nor tombstoned; return rows written.
+
+    A ride without ended_at (closed here by silence) ends at its last reading. Heart rate NULL
+    means no contact (0 is treated the same, in case a writer ever keeps the feed's value).
+    Energy: readings are one second apart, so the sum of watts is joules; /1000 gives kJ.
+    """
+    cur.execute(
+        """
+        INSERT INTO historical.rides (
+            ride_id, user_id, bike_serial, model, started_at, ended_at, duration_s,
+            readings_count, heart_rate_readings, avg_heart_rate, max_heart_rate,
+            avg_power, max_power, total_energy_kj, avg_rpm, avg_resistance, alert_count)
+        SELECT d.ride_id, d.user_id, d.bike_serial, d.model, d.started_at, e.ended_at,
+               greatest(0, round(extract(epoch FROM e.ended_at - d.started_at)))::integer,
+               coalesce(r.n, 0), coalesce(r.hr_n, 0), r.avg_hr, r.max_hr,
+               r.avg_power, r.max_power, r.energy_kj, r.avg_rpm, r.avg_resistance,
+               coalesce(a.n, 0)
+        FROM daily.rides d
+        LEFT JOIN (
+            SELECT ride_id,
+                   count(*) AS n,
+                   count(nullif(heart_rate, 0)) AS hr_n,
+                   avg(nullif(heart_rate, 0))::double precision AS avg_hr,
+                   max(nullif(heart_rate, 0)) AS max_hr,
+                   avg(power) AS avg_power,
+                   max(power) AS max_power,
+                   sum(power) / 1000.0 AS energy_kj,
+                   avg(rpm)::double precision AS avg_rpm,
+                   avg(resistance)::double precision AS avg_resistance,
+                   max(recorded_at) AS last_at
+            FROM daily.readings WHERE ride_id = ANY(%(ids)s)
+            GROUP BY ride_id
+        ) r ON r.ride_id = d.ride_id
+        LEFT JOIN (
+            SELECT ride_id, count(*) AS n FROM daily.alerts
+            WHERE ride_id = ANY(%(ids)s) GROUP BY ride_id
+        ) a ON a.ride_id = d.ride_id
+        CROSS JOIN LATERAL (
+            SELECT coalesce(d.ended_at, r.last_at, d.started_at) AS ended_at
+        ) e
+        WHERE d.ride_id = ANY(%(ids)s)
+          AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = d.ride_id)
+        ON CONFLICT (ride_id) DO NOTHING
+        """,
+        {"ids": ride_ids},
+    )
+    return cur.rowcount
+
+
+def purge_tombstoned_summaries(cur: Cursor) -> int:
+    """Delete summaries of tombstoned rides (a roll-up racing an analyst's DELETE); return count."""
+    cur.execute(
+        """DELETE FROM historical.rides h USING historical.deleted_rides t
+           WHERE h.ride_id = t.ride_id"""
+    )
+    return cur.rowcount
+
+
+# --- retention: partitions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One hourly partition of daily.readings."""
+
+    name: str
+    start: datetime
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(hours=1)
+
+
+def partition_hour(name: str) -> datetime | None:
+    """The UTC hour an hourly partition name stands for; None for any other table name."""
+    m = _PARTITION_NAME.match(name)
+    if m is None:
+        return None
+    return datetime.strptime(m[1] + m[2], "%Y%m%d%H").replace(tzinfo=UTC)
+
+
+def partitions_older_than(cur: Cursor, *, cutoff: datetime) -> list[Partition]:
+    """Hourly partitions of daily.readings whose whole range lies before `cutoff`, oldest first."""
+    cur.execute(
+        """SELECT c.relname FROM pg_inherits i
+           JOIN pg_class c ON c.oid = i.inhrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE i.inhparent = 'daily.readings'::regclass AND n.nspname = 'daily'"""
+    )
+    found = []
+    for (name,) in cur.fetchall():
+        start = partition_hour(name)
+        if start is not None and start + timedelta(hours=1) <= cutoff:
+            found.append(Partition(name, start))
+    return sorted(found, key=lambda p: p.start)
+
+
+def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
+    """True when the partition has readings of a daily ride not yet summarised nor tombstoned.
+
+    Driven from the (few) unsettled rides, probing the partition's primary key for each.
+    Readings whose ride row is gone are leftovers of rides already removed, and do not count.
+    """
+    cur.execute(
+        sql.SQL(
+            f"""SELECT EXISTS (
+                    SELECT 1 FROM daily.rides d
+                    WHERE {_UNSETTLED.format(d="d")}
+                      AND EXISTS (SELECT 1 FROM {{part}} p WHERE p.ride_id = d.ride_id))"""
+        ).format(part=sql.Identifier("daily", partition.name))
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def count_partition_rows(cur: Cursor, *, partition: Partition) -> int:
+    """Exact number of readings in one partition."""
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("daily", partition.name)))
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def lock_partition_for_drop(cur: Cursor, *, partition: Partition, lock_timeout_ms: int) -> None:
+    """Lock daily.readings, then the partition, as DROP will; raises LockNotAvailable on timeout.
+
+    DROP of a partition takes ACCESS EXCLUSIVE on the parent. Taking the parent first (ONLY,
+    so not every partition) keeps the order ingest uses (parent, then the partition a row
+    routes to), so the two cannot deadlock; lock_timeout keeps ingest, queued behind us,
+    from waiting more than that on a long reader.
+    """
+    set_lock_timeout(cur, ms=lock_timeout_ms)
+    cur.execute("LOCK TABLE ONLY daily.readings IN ACCESS EXCLUSIVE MODE")
+    cur.execute(
+        sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.Identifier("daily", partition.name)
+        )
+    )
+
+
+def drop_partition(cur: Cursor, *, partition: Partition) -> None:
+    """Drop one partition of daily.readings (the caller holds the locks and has re-checked it)."""
+    cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("daily", partition.name)))
+
+
+# --- retention: rows ------------------------------------------------------------------------
+
+
+def settled_rides_started_before(
+    cur: Cursor, *, cutoff: datetime, after_ride_id: int | None, limit: int
+) -> list[int]:
+    """The next `limit` settled daily ride ids (ascending) that started before `cutoff`."""
+    cur.execute(
+        f"""SELECT d.ride_id FROM daily.rides d
+            WHERE (%(after)s IS NULL OR d.ride_id > %(after)s) AND d.started_at < %(cutoff)s
+              AND {_SETTLED.format(d="d")}
+            ORDER BY d.ride_id LIMIT %(limit)s""",
+        {"after": after_ride_id, "cutoff": cutoff, "limit": limit},
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def delete_readings_before(
+    cur: Cursor,
+    *,
+    ride_ids: list[int],
+    cutoff: datetime,
+    skip_ranges: list[tuple[datetime, datetime]],
+) -> int:
+    """Delete these rides' readings recorded before `cutoff`, outside `skip_ranges`; return count.
+
+    skip_ranges are partitions whose DROP is only postponed (lock busy): deleting their rows
+    one by one would waste the cheap drop the next run will do.
+    """
+    cur.execute(
+        """DELETE FROM daily.readings r
+           WHERE r.ride_id = ANY(%(ids)s) AND r.recorded_at < %(cutoff)s
+             AND NOT EXISTS (
+                 SELECT 1 FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS s(lo, hi)
+                 WHERE r.recorded_at >= s.lo AND r.recorded_at < s.hi)""",
+        {
+            "ids": ride_ids,
+            "cutoff": cutoff,
+            "lo": [lo for lo, _ in skip_ranges],
+            "hi": [hi for _, hi in skip_ranges],
+        },
+    )
+    return cur.rowcount
+
+
+@dataclass(frozen=True)
+class RemovedRides:
+    """What removing the daily rows of drained rides did."""
+
+    rides: int
+    alerts: int
+    alert_counts_updated: int
+
+
+def remove_drained_rides(cur: Cursor, *, ride_ids: list[int]) -> RemovedRides:
+    """Delete the daily rides row and alerts of those rides with no readings left.
+
+    A ride keeps its rows while one of its alerts is still pending, so the alert sender never
+    loses an email. The summary's alert_count is brought up to date first: an alert may be
+    confirmed after the ride was summarised.
+    """
+    cur.execute(
+        """
+        WITH gone AS (
+            SELECT d.ride_id FROM daily.rides d
+            WHERE d.ride_id = ANY(%(ids)s)
+              AND NOT EXISTS (SELECT 1 FROM daily.readings r WHERE r.ride_id = d.ride_id)
+              AND NOT EXISTS (SELECT 1 FROM daily.alerts a
+                              WHERE a.ride_id = d.ride_id AND a.status = 'pending')
+        ), counted AS (
+            UPDATE historical.rides h SET alert_count = c.n
+            FROM (SELECT a.ride_id, count(*) AS n FROM daily.alerts a JOIN gone g USING (ride_id)
+                  GROUP BY a.ride_id) c
+            WHERE h.ride_id = c.ride_id AND h.alert_count <> c.n
+            RETURNING 1
+        ), alerts_gone AS (
+            DELETE FROM daily.alerts a USING gone g WHERE a.ride_id = g.ride_id RETURNING 1
+        ), rides_gone AS (
+            DELETE FROM daily.rides d USING gone g WHERE d.ride_id = g.ride_id RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM rides_gone), (SELECT count(*) FROM alerts_gone),
+               (SELECT count(*) FROM counted)
+        """,
+        {"ids": ride_ids},
+    )
+    row = cur.fetchone()
+    assert row is not None
+    return RemovedRides(rides=int(row[0]), alerts=int(row[1]), alert_counts_updated=int(row[2]))
+
+
+def delete_orphan_alerts_of_tombstoned(cur: Cursor, *, cutoff: datetime) -> int:
+    """Delete handled alerts of tombstoned rides whose daily ride row is already gone."""
+    cur.execute(
+        """DELETE FROM daily.alerts a
+           WHERE a.status <> 'pending' AND a.detected_at < %(cutoff)s
+             AND EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = a.ride_id)
+             AND NOT EXISTS (SELECT 1 FROM daily.rides d WHERE d.ride_id = a.ride_id)""",
+        {"cutoff": cutoff},
+    )
+    return cur.rowcount
+
+
+# --- retention: riders ----------------------------------------------------------------------
+
+_UNREFERENCED_RIDER = """NOT EXISTS (SELECT 1 FROM daily.rides d WHERE d.user_id = r.user_id)
+                         AND r.details_at < %(cutoff)s"""
+
+
+def copy_unreferenced_riders(cur: Cursor, *, cutoff: datetime) -> int:
+    """Bring historical.riders up to date for the daily riders about to be removed."""
+    cur.execute(_UPSERT_RIDERS.format(where=_UNREFERENCED_RIDER), {"cutoff": cutoff})
+    return cur.rowcount
+
+
+def delete_unreferenced_riders(cur: Cursor, *, cutoff: datetime) -> int:
+    """Delete daily riders no daily ride references and whose details predate `cutoff`.
+
+    The age condition leaves a rider that ingest has just written (its ride row following in
+    the same transaction) alone.
+    """
+    cur.execute(f"DELETE FROM daily.riders r WHERE {_UNREFERENCED_RIDER}", {"cutoff": cutoff})
+    return cur.rowcount
