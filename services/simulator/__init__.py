@@ -1,0 +1,1 @@
+"""A fleet of exercise bikes producing the real raw feed format, and capture replay."""
