@@ -12,7 +12,9 @@ from services.common.config import ConfigError
 COMMAND_MODULES = [
     "services.common.infra_cli",
     "services.simulator.cli",
+    "services.ingest.cli",
     "services.compress.cli",
+    "services.alerts.cli",
 ]
 
 

@@ -1,0 +1,53 @@
+"""`deloton ingest`: the raw feed into the daily schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from services.common.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `ingest` subcommand."""
+    p = sub.add_parser("ingest", help="consume the raw bike feed into the daily schema")
+    p.add_argument(
+        "--until-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit once caught up and idle this long (tests, backfills, benchmarks)",
+    )
+    p.add_argument("--split-topics", action="store_true", help="read the bike + telemetry topics")
+    p.add_argument("--group", help="consumer group (default: INGEST_GROUP)")
+    p.add_argument("--no-events", action="store_true", help="do not publish clean events")
+    p.set_defaults(func=cmd_ingest)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from services.common import db
+    from services.ingest.service import IngestService
+
+    settings = Settings()
+    if args.split_topics:
+        settings.ingest_split_topics = True
+    if args.group:
+        settings.ingest_group = args.group
+    if args.no_events:
+        settings.ingest_publish_events = False
+    conn = db.connect(settings.require_database())
+    db.migrate(conn)
+    conn.close()
+    if settings.ingest_metrics_port:
+        start_http_server(settings.ingest_metrics_port)
+    service = IngestService(settings)
+    service.install_signal_handlers()
+    stats = service.run(until_idle=args.until_idle)
+    log.info(
+        "ingest stopped",
+        extra={"consumed": stats.consumed, "readings": stats.readings, "rejects": stats.rejects},
+    )
+    return 0

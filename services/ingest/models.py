@@ -1,0 +1,74 @@
+"""Typed records the parser produces from raw log lines."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import NamedTuple
+
+
+class Rider(NamedTuple):
+    """A rider as announced by a `[SYSTEM] data = {...}` line, cleaned."""
+
+    user_id: int
+    title: str | None
+    first_name: str
+    last_name: str
+    gender: str  # male | female | other
+    address_line: str | None
+    city: str | None
+    postcode: str | None
+    date_of_birth: date
+    email_address: str | None
+    height_cm: int | None
+    weight_kg: int | None
+    account_created_at: datetime | None
+    original_source: str | None
+    bike_serial: str | None
+
+
+class RideLine(NamedTuple):
+    """`[INFO]: Ride - duration = 12.0; resistance = 30`: first half of a reading."""
+
+    ts: str  # "YYYY-MM-DD HH:MM:SS[.ffffff]", UTC, validated
+    model: str
+    elapsed_s: int
+    resistance: int
+
+
+class TelemetryLine(NamedTuple):
+    """`[INFO]: Telemetry - hrt = 117; rpm = 45; power = 11.7`: second half of a reading."""
+
+    ts: str
+    model: str
+    heart_rate: int | None  # None: no heart-rate contact (hrt = 0)
+    rpm: int
+    power: float
+
+
+class SystemLine(NamedTuple):
+    """`[SYSTEM] data = {...}`: opens a ride for this rider."""
+
+    ts: str
+    model: str
+    rider: Rider
+
+
+class Announcement(NamedTuple):
+    """A line that says a new ride is coming (`beginning of a new ride`, `Getting user data`)."""
+
+    ts: str | None
+    model: str | None
+
+
+class Banner(NamedTuple):
+    """`--------- beginning of main`: the log (re)started; carries no data."""
+
+
+class Reject(NamedTuple):
+    """Why a line could not be used."""
+
+    reason: str  # bad_json | bad_line | bad_value | orphan | duplicate | out_of_order | unpaired
+    detail: str
+
+
+Parsed = RideLine | TelemetryLine | SystemLine | Announcement | Banner | Reject

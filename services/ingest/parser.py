@@ -1,0 +1,230 @@
+"""Raw message bytes -> a typed record or a Reject. Pure: no I/O, never raises."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from services.ingest.models import (
+    Announcement,
+    Banner,
+    Parsed,
+    Reject,
+    RideLine,
+    Rider,
+    SystemLine,
+    TelemetryLine,
+)
+
+_TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?) (\w+ v\d+): "
+_NUM = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|-?inf|nan)"
+# Ride and Telemetry lines are 99.8% of the feed: one regex decides and splits both.
+_READING_RE = re.compile(
+    _TS + r"\[INFO\]: (?:Ride - duration = " + _NUM + r"; resistance = (-?\d+)"
+    r"|Telemetry - hrt = (-?\d+); rpm = (-?\d+); power = " + _NUM + r")\n?\Z"
+)
+_SYSTEM_RE = re.compile(_TS + r"\[SYSTEM\] data = (\{.*\})\n?\Z", re.S)
+_GETTING_RE = re.compile(_TS + r"Getting user data from server\.\.\n?\Z")
+_BANNER_NEW_RIDE = "--------- beginning of a new ride"
+_BANNER_MAIN = "--------- beginning of main"
+
+TITLES = {"mr", "mrs", "miss", "ms", "mx", "dr", "prof", "sir", "dame", "rev"}
+_MIN_DATE = datetime(1900, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Limits beyond which a value is a sensor fault, not an effort.
+MAX_HEART_RATE = 250
+MAX_RPM = 250
+MAX_POWER_W = 3000.0
+MAX_RESISTANCE = 500  # the real feed reaches 170
+MAX_ELAPSED_S = 24 * 3600
+
+
+class Parser:
+    """Parses raw values; keeps a cache of validated timestamp seconds (hence a class)."""
+
+    def __init__(self, max_future_s: float = 300.0, now: datetime | None = None) -> None:
+        self.max_future = timedelta(seconds=max_future_s)
+        self._fixed_now = now
+        self._seconds_ok: dict[str, bool] = {}
+
+    def _now(self) -> datetime:
+        return self._fixed_now or datetime.now(UTC)
+
+    def _valid_ts(self, ts: str) -> bool:
+        # Most lines of a second share its first 19 characters: validate each second once.
+        sec = ts[:19]
+        if sec in self._seconds_ok:
+            return True
+        try:
+            when = datetime.fromisoformat(sec).replace(tzinfo=UTC)
+        except ValueError:
+            return False
+        if when < _MIN_DATE or when > self._now() + self.max_future:
+            return False  # future seconds are not cached: they become valid later
+        if len(self._seconds_ok) > 200_000:
+            self._seconds_ok.clear()
+        self._seconds_ok[sec] = True
+        return True
+
+    def parse(self, value: bytes | None) -> Parsed:
+        """One Kafka message value (`{"log": "<line>\\n"}`) -> record or Reject."""
+        if not value:
+            return Reject("bad_json", "empty message")
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            return Reject("bad_json", str(exc)[:200])
+        if type(obj) is not dict:
+            return Reject("bad_json", "value is not a JSON object")
+        line = obj.get("log")
+        if type(line) is not str:
+            return Reject("bad_json", 'no string "log" field')
+        return self.parse_line(line)
+
+    def parse_line(self, line: str) -> Parsed:
+        """One log line -> record or Reject."""
+        m = _READING_RE.match(line)
+        if m is not None:
+            ts = m.group(1)
+            if not self._valid_ts(ts):
+                return Reject("bad_value", f"timestamp out of range: {ts}")
+            if m.group(3) is not None:
+                return _ride(ts, m.group(2), m.group(3), m.group(4))
+            return _telemetry(ts, m.group(2), m.group(5), m.group(6), m.group(7))
+        stripped = line.rstrip("\n")
+        if stripped == _BANNER_NEW_RIDE:
+            return Announcement(None, None)
+        if stripped == _BANNER_MAIN:
+            return Banner()
+        m = _SYSTEM_RE.match(line)
+        if m is not None:
+            ts = m.group(1)
+            if not self._valid_ts(ts):
+                return Reject("bad_value", f"timestamp out of range: {ts}")
+            rider = parse_rider(m.group(3), self._now())
+            if isinstance(rider, Reject):
+                return rider
+            return SystemLine(ts, m.group(2), rider)
+        m = _GETTING_RE.match(line)
+        if m is not None:
+            if not self._valid_ts(m.group(1)):
+                return Reject("bad_value", f"timestamp out of range: {m.group(1)}")
+            return Announcement(m.group(1), m.group(2))
+        return Reject("bad_line", "not a line of the Deloton log grammar")
+
+
+def _ride(ts: str, model: str, duration: str, resistance: str) -> RideLine | Reject:
+    d = float(duration)
+    if not (0.0 <= d <= MAX_ELAPSED_S) or d != int(d):
+        return Reject("bad_value", f"duration {duration}")
+    r = int(resistance)
+    if not 0 <= r <= MAX_RESISTANCE:
+        return Reject("bad_value", f"resistance {resistance}")
+    return RideLine(ts, model, int(d), r)
+
+
+def _telemetry(ts: str, model: str, hrt: str, rpm: str, power: str) -> TelemetryLine | Reject:
+    h = int(hrt)
+    if not 0 <= h <= MAX_HEART_RATE:
+        return Reject("bad_value", f"heart rate {hrt}")
+    r = int(rpm)
+    if not 0 <= r <= MAX_RPM:
+        return Reject("bad_value", f"rpm {rpm}")
+    p = float(power)
+    if not 0.0 <= p <= MAX_POWER_W or math.isnan(p):
+        return Reject("bad_value", f"power {power}")
+    return TelemetryLine(ts, model, h or None, r, p)
+
+
+def split_name(full: str) -> tuple[str | None, str, str] | None:
+    """'Dr. Jane Smith-Jones' -> ('Dr', 'Jane', 'Smith-Jones'); None when no first+last."""
+    parts = full.split()
+    title = None
+    if len(parts) > 2 and parts[0].rstrip(".").lower() in TITLES:
+        title = parts[0].rstrip(".")
+        parts = parts[1:]
+    if len(parts) < 2:
+        return None
+    return title, parts[0], " ".join(parts[1:])
+
+
+def split_address(address: str) -> tuple[str | None, str | None, str | None]:
+    """'line,city,postcode' or 'Flat N,street,city,postcode' -> (line, city, postcode)."""
+    parts = [p.strip() for p in address.split(",")]
+    if len(parts) >= 3 and all(parts):
+        return ", ".join(parts[:-2]), parts[-2], parts[-1]
+    return (address.strip() or None), None, None
+
+
+def epoch_ms_to_datetime(value: Any) -> datetime | None:
+    """Epoch milliseconds (negative before 1970) -> aware UTC datetime; None if not a number."""
+    if type(value) not in (int, float) or not math.isfinite(value):
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        return None
+
+
+def _text(obj: dict[str, Any], key: str, limit: int = 200) -> str | None:
+    value = obj.get(key)
+    if type(value) is not str:
+        return None
+    value = value.strip()
+    return value[:limit] if value and "\x00" not in value else None
+
+
+def _bounded_int(obj: dict[str, Any], key: str, low: int, high: int) -> int | None:
+    value = obj.get(key)
+    if type(value) is int and low <= value <= high:
+        return value
+    return None
+
+
+def parse_rider(payload: str, now: datetime) -> Rider | Reject:
+    """The JSON of a SYSTEM line -> Rider, or why it is unusable."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return Reject("bad_json", f"SYSTEM data: {str(exc)[:160]}")
+    if type(data) is not dict:
+        return Reject("bad_json", "SYSTEM data is not an object")
+    user_id = data.get("user_id")
+    if type(user_id) is not int or not 0 < user_id < 2**63:
+        return Reject("bad_value", f"user_id {user_id!r}")
+    name = _text(data, "name")
+    names = split_name(name) if name else None
+    if names is None:
+        return Reject("bad_value", f"name {data.get('name')!r}")
+    born = epoch_ms_to_datetime(data.get("date_of_birth"))
+    if born is None or not _MIN_DATE <= born <= now:
+        return Reject("bad_value", f"date_of_birth {data.get('date_of_birth')!r}")
+    created = epoch_ms_to_datetime(data.get("account_create_date"))
+    if created is not None and not _MIN_DATE <= created <= now + timedelta(days=1):
+        created = None
+    gender = data.get("gender")
+    gender = gender.strip().lower() if type(gender) is str else ""
+    address = _text(data, "address", 500)
+    line, city, postcode = split_address(address) if address else (None, None, None)
+    return Rider(
+        user_id=user_id,
+        title=names[0],
+        first_name=names[1],
+        last_name=names[2],
+        gender=gender if gender in ("male", "female") else "other",
+        address_line=line,
+        city=city,
+        postcode=postcode,
+        date_of_birth=date(born.year, born.month, born.day),
+        email_address=_text(data, "email_address", 320),
+        height_cm=_bounded_int(data, "height_cm", 50, 272),
+        weight_kg=_bounded_int(data, "weight_kg", 20, 650),
+        account_created_at=created,
+        original_source=_text(data, "original_source", 100),
+        bike_serial=_text(data, "bike_serial", 100),
+    )

@@ -1,0 +1,243 @@
+"""SQL of the ingest write path. Keyword-only functions taking a cursor first."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from psycopg2.errors import UniqueViolation
+from psycopg2.extensions import cursor as Cursor
+from psycopg2.extras import Json, execute_values
+
+from services.ingest.batch import RejectRow, RideRow
+from services.ingest.models import Rider
+
+
+class FencedError(RuntimeError):
+    """Another consumer wrote these partitions since we read their offsets: re-seek."""
+
+
+def load_offsets(
+    cur: Cursor, *, group: str, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Stored next offsets of the given (topic, partition)s."""
+    parts = list(partitions)
+    if not parts:
+        return {}
+    cur.execute(
+        "SELECT topic, kafka_partition, next_offset FROM daily.ingest_offsets "
+        "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s",
+        (group, tuple(parts)),
+    )
+    return {(t, p): o for t, p, o in cur.fetchall()}
+
+
+def load_state(cur: Cursor, *, group: str, partitions: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Stored sessioniser state of the given partition numbers."""
+    parts = tuple(partitions)
+    if not parts:
+        return {}
+    cur.execute(
+        "SELECT kafka_partition, state FROM daily.ingest_state "
+        "WHERE consumer_group = %s AND kafka_partition IN %s",
+        (group, parts),
+    )
+    return {p: s for p, s in cur.fetchall()}
+
+
+def advance_offsets(
+    cur: Cursor,
+    *,
+    group: str,
+    expected: dict[tuple[str, int], int | None],
+    new: dict[tuple[str, int], int],
+) -> None:
+    """Move each partition's stored offset from `expected` to `new`, or raise FencedError."""
+    stored = {}
+    if new:
+        cur.execute(
+            "SELECT topic, kafka_partition, next_offset FROM daily.ingest_offsets "
+            "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s FOR UPDATE",
+            (group, tuple(new)),
+        )
+        stored = {(t, p): o for t, p, o in cur.fetchall()}
+    for tp in new:
+        if stored.get(tp) != expected.get(tp):
+            raise FencedError(
+                f"{tp[0]}[{tp[1]}] is at {stored.get(tp)}, expected {expected.get(tp)}"
+            )
+    execute_values(
+        cur,
+        "INSERT INTO daily.ingest_offsets (consumer_group, topic, kafka_partition, next_offset) "
+        "VALUES %s ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
+        "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+        [(group, t, p, o) for (t, p), o in new.items()],
+    )
+
+
+def save_state(cur: Cursor, *, group: str, states: dict[int, dict[str, Any]]) -> None:
+    """Merge changed bikes into each partition's stored state."""
+    if not states:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO daily.ingest_state (consumer_group, kafka_partition, state) VALUES %s "
+        "ON CONFLICT (consumer_group, kafka_partition) DO UPDATE "
+        "SET state = daily.ingest_state.state || EXCLUDED.state, updated_at = now()",
+        [(group, p, Json(s, dumps=lambda o: orjson.dumps(o).decode())) for p, s in states.items()],
+    )
+
+
+def upsert_bikes(cur: Cursor, *, bikes: dict[str, tuple[str, str, str]]) -> None:
+    """Bikes seen, with their model and first/last event time."""
+    if not bikes:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO daily.bikes (bike_serial, model, first_seen_at, last_seen_at) "
+        "SELECT v.serial, v.model, v.first::timestamptz, v.last::timestamptz "
+        "FROM (VALUES %s) AS v (serial, model, first, last) "
+        "ON CONFLICT (bike_serial) DO UPDATE SET "
+        "model = COALESCE(NULLIF(EXCLUDED.model, ''), daily.bikes.model), "
+        "first_seen_at = LEAST(daily.bikes.first_seen_at, EXCLUDED.first_seen_at), "
+        "last_seen_at = GREATEST(daily.bikes.last_seen_at, EXCLUDED.last_seen_at)",
+        [(s, m, f + "+00", last + "+00") for s, (m, f, last) in sorted(bikes.items())],
+    )
+
+
+def upsert_riders(cur: Cursor, *, riders: dict[int, tuple[Rider, str]]) -> None:
+    """Riders by user_id; the details of the latest SYSTEM line win."""
+    if not riders:
+        return
+    rows = [
+        (
+            r.user_id, r.title, r.first_name, r.last_name, r.gender, r.address_line, r.city,
+            r.postcode, r.date_of_birth, r.email_address, r.height_cm, r.weight_kg,
+            r.account_created_at, r.original_source, ts + "+00",
+        )
+        for r, ts in (riders[k] for k in sorted(riders))
+    ]  # fmt: skip
+    execute_values(
+        cur,
+        "INSERT INTO daily.riders (user_id, title, first_name, last_name, gender, address_line, "
+        "city, postcode, date_of_birth, email_address, height_cm, weight_kg, account_created_at, "
+        "original_source, details_at) VALUES %s "
+        "ON CONFLICT (user_id) DO UPDATE SET title = EXCLUDED.title, "
+        "first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, "
+        "gender = EXCLUDED.gender, address_line = EXCLUDED.address_line, city = EXCLUDED.city, "
+        "postcode = EXCLUDED.postcode, date_of_birth = EXCLUDED.date_of_birth, "
+        "email_address = EXCLUDED.email_address, height_cm = EXCLUDED.height_cm, "
+        "weight_kg = EXCLUDED.weight_kg, account_created_at = EXCLUDED.account_created_at, "
+        "original_source = EXCLUDED.original_source, details_at = EXCLUDED.details_at "
+        "WHERE daily.riders.details_at <= EXCLUDED.details_at",
+        rows,
+    )
+
+
+def insert_rides(cur: Cursor, *, rides: list[RideRow]) -> None:
+    """New rides; a ride already there (replay) or deleted by an analyst is left alone."""
+    if not rides:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO daily.rides (ride_id, bike_serial, user_id, model, started_at) "
+        "SELECT v.ride_id, v.bike_serial, v.user_id, v.model, v.started_at::timestamptz "
+        "FROM (VALUES %s) AS v (ride_id, bike_serial, user_id, model, started_at) "
+        "WHERE NOT EXISTS (SELECT 1 FROM historical.deleted_rides d WHERE d.ride_id = v.ride_id) "
+        "ON CONFLICT DO NOTHING",
+        [(r.ride_id, r.bike_serial, r.user_id, r.model, r.started_at + "+00") for r in rides],
+    )
+
+
+def end_rides(cur: Cursor, *, ends: dict[int, str]) -> None:
+    """Set ended_at of rides that were closed by the next ride or by silence."""
+    if not ends:
+        return
+    execute_values(
+        cur,
+        "UPDATE daily.rides AS r SET ended_at = v.ended_at::timestamptz "
+        "FROM (VALUES %s) AS v (ride_id, ended_at) "
+        "WHERE r.ride_id = v.ride_id AND r.ended_at IS DISTINCT FROM v.ended_at::timestamptz",
+        [(rid, ts + "+00") for rid, ts in sorted(ends.items())],
+    )
+
+
+def ensure_partitions(cur: Cursor, *, first_hour: str, last_hour: str) -> None:
+    """Hourly partitions of daily.readings covering 'YYYY-MM-DD HH' .. 'YYYY-MM-DD HH'."""
+    cur.execute(
+        "SELECT daily.ensure_readings_partitions(%s::timestamptz, %s::timestamptz)",
+        (first_hour + ":00:00+00", last_hour + ":59:59.999999+00"),
+    )
+
+
+def copy_readings(cur: Cursor, *, lines: list[str]) -> bool:
+    """COPY reading rows (text format) into daily.readings; False if some were there already.
+
+    The fast path is a plain COPY. Rows that exist already (a topic replayed from offset 0 by
+    a new consumer group) make it fail; the batch then goes through a staging table and
+    INSERT ... ON CONFLICT DO NOTHING, so a replay writes nothing twice.
+    """
+    if not lines:
+        return True
+    data = "".join(lines)
+    cur.execute("SAVEPOINT copy_readings")
+    try:
+        # A large read size: psycopg2's 8 KiB default makes COPY fight the parser for the GIL.
+        cur.copy_expert(
+            _COPY_READINGS.format(table="daily.readings"), io.StringIO(data), size=8 << 20
+        )
+        cur.execute("RELEASE SAVEPOINT copy_readings")
+        return True
+    except UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT copy_readings")
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS readings_stage "
+        "(LIKE daily.readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    cur.copy_expert(_COPY_READINGS.format(table="readings_stage"), io.StringIO(data), size=8 << 20)
+    cur.execute("INSERT INTO daily.readings SELECT * FROM readings_stage ON CONFLICT DO NOTHING")
+    return False
+
+
+_COPY_READINGS = (
+    "COPY {table} (ride_id, elapsed_s, recorded_at, resistance, heart_rate, rpm, power) FROM STDIN"
+)
+
+
+def drop_deleted(cur: Cursor, *, ride_ids: Iterable[int]) -> None:
+    """Remove readings just written for rides an analyst has deleted."""
+    ids = list(ride_ids)
+    if not ids:
+        return
+    cur.execute("SELECT ride_id FROM historical.deleted_rides WHERE ride_id = ANY(%s)", (ids,))
+    gone = [r[0] for r in cur.fetchall()]
+    if gone:
+        cur.execute("DELETE FROM daily.readings WHERE ride_id = ANY(%s)", (gone,))
+
+
+def insert_rejects(cur: Cursor, *, rejects: list[RejectRow]) -> None:
+    """Rejected lines with where they came from and why (a replay inserts nothing twice)."""
+    if not rejects:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO daily.rejects (topic, kafka_partition, kafka_offset, message_key, raw, "
+        "reason, detail, bike_serial) VALUES %s "
+        "ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING",
+        [
+            (
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.raw,
+                r.reason,
+                r.detail.replace("\x00", ""),
+                r.bike_serial,
+            )
+            for r in rejects
+        ],
+        page_size=2000,
+    )

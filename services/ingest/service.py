@@ -1,0 +1,376 @@
+"""The ingest consumer: raw topics -> daily schema, exactly once, plus clean events.
+
+Each partition's next offset and its bikes' session state are written in the same database
+transaction as the rows they produced; on assignment the consumer seeks to the stored offset
+and restores the state. A crash, a replay or a rebalance therefore never loses or doubles a
+row. Kafka commits are made afterwards only so that the usual lag tools see progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg2
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from services.common import db
+from services.common.config import Settings
+from services.common.kafka import ensure_topics, make_consumer, make_producer
+from services.ingest import metrics, repository
+from services.ingest.batch import Batch
+from services.ingest.parser import Parser
+from services.ingest.sessionizer import Sessionizer
+
+log = logging.getLogger(__name__)
+
+_DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+@dataclass
+class RunStats:
+    """What one run did (returned for tests, backfills and benchmarks)."""
+
+    consumed: int = 0
+    readings: int = 0
+    rejects: int = 0
+    batches: int = 0
+    first_message_at: float | None = None
+    last_commit_at: float | None = None
+
+
+class IngestService:
+    """One ingest process: a consumer-group member with its sink."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.group = settings.ingest_group
+        self.topics = (
+            [settings.topic_bikes, settings.topic_telemetry]
+            if settings.ingest_split_topics
+            else [settings.topic_raw]
+        )
+        self.sessions = Sessionizer(
+            Parser(),
+            split_topics=settings.ingest_split_topics,
+            publish_events=settings.ingest_publish_events,
+        )
+        self.stats = RunStats()
+        self.stop = threading.Event()
+        self.conn = db.connect(settings.require_database(), application_name="deloton-ingest")
+        self.consumer = make_consumer(settings, self.group)
+        self.producer = make_producer(settings) if settings.ingest_publish_events else None
+        self.positions: dict[tuple[str, int], int | None] = {}  # stored next offset per partition
+        self.partition_now: dict[int, str] = {}
+        self.known_hours: set[str] = set()
+        self.batch = Batch()
+        self._published = 0  # events of self.batch already handed to the producer
+        self._rejects_published = 0
+
+    # --- assignment ------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        offsets, states = self._load(tps)
+        for tp in partitions:
+            stored = offsets.get((tp.topic, tp.partition))
+            tp.offset = stored if stored is not None else OFFSET_BEGINNING
+            self.positions[(tp.topic, tp.partition)] = stored
+        for p, state in states.items():
+            self.sessions.load_partition(p, state)
+        consumer.assign(partitions)
+        log.info("assigned", extra={"partitions": [f"{t}[{p}]" for t, p in tps]})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.flush()
+        for tp in partitions:
+            self.positions.pop((tp.topic, tp.partition), None)
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(tp.topic, str(tp.partition))
+        for p in {tp.partition for tp in partitions}:
+            if not any(pp == p for _, pp in self.positions):
+                self.sessions.drop_partition(p)
+        consumer.unassign()
+        log.info(
+            "revoked", extra={"partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]}
+        )
+
+    def _load(
+        self, tps: list[tuple[str, int]]
+    ) -> tuple[dict[tuple[str, int], int], dict[int, dict[str, Any]]]:
+        while True:
+            try:
+                with db.transaction(self.conn) as cur:
+                    offsets = repository.load_offsets(cur, group=self.group, partitions=tps)
+                    states = repository.load_state(
+                        cur, group=self.group, partitions={p for _, p in tps}
+                    )
+                return offsets, states
+            except _DB_ERRORS as exc:
+                self._reconnect(exc)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def run(self, until_idle: float | None = None) -> RunStats:
+        """Consume until stopped (SIGTERM/SIGINT), or until idle for `until_idle` seconds."""
+        s = self.settings
+        ensure_topics(s, [*self.topics, s.topic_events, s.topic_rejects])
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        batch_max_s = s.ingest_batch_max_ms / 1000
+        last_msg = time.monotonic()
+        last_flush = time.monotonic()
+        last_tick = 0.0
+        try:
+            while not self.stop.is_set():
+                msgs = self.consumer.consume(min(10_000, s.ingest_batch_size), 0.05)
+                now = time.monotonic()
+                if msgs:
+                    last_msg = now
+                    self._process(msgs)
+                if now - last_tick >= 1.0:
+                    last_tick = now
+                    self._tick()
+                if len(self.batch) and (
+                    len(self.batch) >= s.ingest_batch_size or now - last_flush >= batch_max_s
+                ):
+                    self.flush()
+                    last_flush = time.monotonic()
+                elif not len(self.batch):
+                    last_flush = now
+                if (
+                    until_idle is not None
+                    and not msgs
+                    and self.positions
+                    and now - last_msg >= until_idle
+                    and self._caught_up()
+                ):
+                    break
+        finally:
+            try:
+                self.flush()
+            finally:
+                self.close()
+        return self.stats
+
+    def _process(self, msgs: list[Any]) -> None:
+        process = self.sessions.process
+        batch = self.batch
+        n = 0
+        if self.stats.first_message_at is None:
+            self.stats.first_message_at = time.monotonic()
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", err)
+                continue
+            process(batch, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
+            n += 1
+        self.stats.consumed += n
+        metrics.CONSUMED.inc(n)
+        self._publish()
+
+    def _tick(self) -> None:
+        """Once a second: partition event times, silent rides, held readings, lag."""
+        now = self.sessions.partition_now
+        if now:
+            self.sessions.close_silent(self.batch, now, self.settings.ride_silence_s)
+            if self.settings.ingest_split_topics:
+                self.sessions.expire_held(self.batch, now)
+        for (topic, partition), _ in list(self.positions.items()):
+            lag = self._lag(topic, partition)
+            if lag is not None:
+                metrics.LAG.labels(topic, str(partition)).set(lag)
+
+    def _lag(self, topic: str, partition: int) -> int | None:
+        """Messages behind the high watermark of the last fetch; None before the first fetch."""
+        tp = TopicPartition(topic, partition)
+        try:
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            (pos,) = self.consumer.position([tp])
+        except Exception:
+            return None
+        if high < 0:
+            return None
+        stored = self.positions.get((topic, partition)) or 0
+        return max(0, high - max(pos.offset, stored))
+
+    def _caught_up(self) -> bool:
+        return all(self._lag(t, p) == 0 for t, p in self.positions)
+
+    def _publish(self) -> None:
+        """Hand new events and dead letters to the producer (acknowledged before the commit)."""
+        producer = self.producer
+        if producer is None:
+            return
+        batch = self.batch
+        topic = self.settings.topic_events
+        produce = producer.produce
+        events = batch.events
+        for i in range(self._published, len(events)):
+            key, value = events[i]
+            while True:
+                try:
+                    produce(topic, value, key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        self._published = len(events)
+        rejects = batch.rejects
+        for i in range(self._rejects_published, len(rejects)):
+            r = rejects[i]
+            value = orjson.dumps(
+                {
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                    "bike_serial": r.bike_serial,
+                    "raw": r.raw.decode("utf-8", "replace"),
+                }
+            )
+            while True:
+                try:
+                    produce(self.settings.topic_rejects, value, r.key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        self._rejects_published = len(rejects)
+        producer.poll(0)
+
+    # --- the sink --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit the current batch: events acknowledged, then one database transaction."""
+        batch = self.batch
+        if not batch.messages:
+            return
+        started = time.monotonic()
+        self._publish()
+        if self.producer is not None:
+            while self.producer.flush(10) > 0:
+                log.warning("events not yet acknowledged by the broker; waiting")
+        backoff = 0.5
+        while True:
+            try:
+                self._write(batch)
+                break
+            except repository.FencedError as exc:
+                metrics.FENCED.inc()
+                log.warning("batch dropped, partitions moved: %s", exc)
+                self._reseek()
+                self._reset_batch()
+                return
+            except _DB_ERRORS as exc:
+                metrics.DB_RETRIES.inc()
+                self._reconnect(exc, backoff)
+                backoff = min(backoff * 2, 30)
+        for (topic, partition), offset in batch.offsets.items():
+            self.positions[(topic, partition)] = offset
+        self._commit_kafka(batch)
+        elapsed = time.monotonic() - started
+        self.stats.readings += len(batch.readings)
+        self.stats.rejects += len(batch.rejects)
+        self.stats.batches += 1
+        self.stats.last_commit_at = time.monotonic()
+        metrics.READINGS.inc(len(batch.readings))
+        metrics.RIDES.inc(len(batch.rides))
+        metrics.EVENTS.inc(len(batch.events))
+        for r in batch.rejects:
+            metrics.REJECTED.labels(r.reason).inc()
+        metrics.BATCH_SIZE.observe(batch.messages)
+        metrics.BATCH_SECONDS.observe(elapsed)
+        self._reset_batch()
+
+    def _reset_batch(self) -> None:
+        self.batch = Batch()
+        self._published = 0
+        self._rejects_published = 0
+
+    def _write(self, batch: Batch) -> None:
+        expected = {tp: self.positions.get(tp) for tp in batch.offsets}
+        states: dict[int, dict[str, Any]] = {}
+        bikes = self.sessions.bikes
+        for key in batch.dirty:
+            bike = bikes.get(key)
+            if bike is not None:
+                states.setdefault(bike.partition, {})
+        for p in states:
+            states[p] = self.sessions.dump_partition(p, batch.dirty)
+        with db.transaction(self.conn) as cur:
+            repository.advance_offsets(cur, group=self.group, expected=expected, new=batch.offsets)
+            repository.upsert_bikes(cur, bikes=batch.bikes)
+            repository.upsert_riders(cur, riders=batch.riders)
+            repository.insert_rides(cur, rides=batch.rides)
+            repository.end_rides(cur, ends=batch.ride_ends)
+            if batch.hours - self.known_hours:
+                repository.ensure_partitions(
+                    cur, first_hour=min(batch.hours), last_hour=max(batch.hours)
+                )
+            repository.copy_readings(cur, lines=batch.readings)
+            repository.drop_deleted(cur, ride_ids=batch.ride_ids)
+            repository.insert_rejects(cur, rejects=batch.rejects)
+            repository.save_state(cur, group=self.group, states=states)
+        self.known_hours |= batch.hours
+
+    def _commit_kafka(self, batch: Batch) -> None:
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()],
+                asynchronous=True,
+            )
+        except Exception as exc:  # monitoring only: the database holds the real position
+            log.debug("kafka commit failed: %s", exc)
+
+    def _reseek(self) -> None:
+        tps = list(self.positions)
+        offsets, states = self._load(tps)
+        for p in {p for _, p in tps}:
+            self.sessions.drop_partition(p)
+            if p in states:
+                self.sessions.load_partition(p, states[p])
+        for t, p in tps:
+            stored = offsets.get((t, p))
+            self.positions[(t, p)] = stored
+            self.consumer.seek(
+                TopicPartition(t, p, stored if stored is not None else OFFSET_BEGINNING)
+            )
+
+    def _reconnect(self, exc: Exception, delay: float = 0.5) -> None:
+        log.warning(
+            "database unavailable (%s); reconnecting in %.1fs", str(exc).strip()[:200], delay
+        )
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        while not self.stop.is_set():
+            time.sleep(delay)
+            try:
+                self.conn = db.connect(
+                    self.settings.require_database(), application_name="deloton-ingest"
+                )
+                return
+            except Exception as again:
+                log.warning("database still unavailable: %s", str(again)[:200])
+                delay = min(delay * 2, 30)
+        raise exc
+
+    def close(self) -> None:
+        """Leave the group and release connections."""
+        try:
+            self.consumer.close()
+        finally:
+            if self.producer is not None:
+                self.producer.flush(10)
+            self.conn.close()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: finish the current batch, commit, leave the group."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop.set())

@@ -1,0 +1,533 @@
+"""Per-bike sessions: parsed lines -> rides, readings and rejects, by event time.
+
+A SYSTEM line opens a ride; each Ride line is paired with the Telemetry line that follows it
+(by timestamp, so neighbours swapped in transit still pair); a reading joins the ride whose
+timeline it fits (elapsed seconds ~ reading time - ride start). Readings that fit no known ride
+are orphans, never glued onto another ride. With split topics, announcements and readings
+arrive on different topics, so a reading that fits no ride yet is held for a while in case
+its ride's SYSTEM line is still on its way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from services.ingest.batch import Batch, RejectRow, RideRow
+from services.ingest.models import (
+    Announcement,
+    Banner,
+    Reject,
+    RideLine,
+    Rider,
+    SystemLine,
+    TelemetryLine,
+)
+from services.ingest.parser import Parser
+
+# Bike id of an unkeyed partition (the historical single stream): not printable, so no key
+# can collide with it; JSON-safe, unlike NUL, so it can live in the jsonb state.
+_PARTITION_BIKE = "\x1fp"
+_NULL = "\\N"  # NULL in COPY text format
+MAX_PENDING = 4  # half-pairs kept per bike before the oldest is declared unpaired
+
+
+def ride_id_for(bike_serial: str, started_at: str) -> int:
+    """Stable id of a ride from its natural key; below 2**53 so JavaScript reads it exactly."""
+    digest = hashlib.blake2b(f"{bike_serial}|{_full_ts(started_at)}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") >> 11
+
+
+def _full_ts(ts: str) -> str:
+    return ts if len(ts) == 26 else (ts + ".000000")[:26] if "." in ts else ts + ".000000"
+
+
+def _to_dt(ts: str) -> datetime:
+    return datetime.fromisoformat(ts).replace(tzinfo=UTC)
+
+
+def iso(ts: str) -> str:
+    """Feed timestamp -> RFC 3339 UTC."""
+    return f"{ts[:10]}T{ts[11:]}Z"
+
+
+class Source(tuple[str, int, int, bytes | None, bytes]):
+    """Where a line came from: (topic, partition, offset, key, raw value)."""
+
+    __slots__ = ()
+
+
+@dataclass
+class Ride:
+    """A ride as the sessioniser tracks it."""
+
+    ride_id: int
+    bike_serial: str
+    user_id: int
+    started_at: str
+    last_elapsed: int = 0
+    last_ts: str = ""
+
+
+@dataclass
+class Bike:
+    """Everything known about one bike's stream."""
+
+    key: str
+    partition: int
+    model: str = ""
+    ride: Ride | None = None
+    prev: Ride | None = None
+    pending_rides: list[tuple[RideLine, Source]] = field(default_factory=list)
+    pending_tels: list[tuple[TelemetryLine, Source]] = field(default_factory=list)
+    held: list[tuple[RideLine, TelemetryLine, Source, Source]] = field(default_factory=list)
+    last_ts: str = ""
+    announced: bool = False  # a new ride was announced; its SYSTEM line has not come yet
+
+
+class Sessionizer:
+    """Turns a stream of raw messages into the rows of a Batch. No I/O."""
+
+    def __init__(
+        self,
+        parser: Parser,
+        *,
+        split_topics: bool = False,
+        clock_tolerance_s: float = 10.0,
+        hold_s: float = 30.0,
+        publish_events: bool = True,
+    ) -> None:
+        self.parser = parser
+        self.split = split_topics
+        self.tolerance = clock_tolerance_s
+        self.hold = timedelta(seconds=hold_s)
+        self.publish = publish_events
+        self.bikes: dict[str, Bike] = {}
+        self.partition_now: dict[int, str] = {}  # latest event time seen per partition
+        self._bike_json: dict[str, str] = {}
+
+    # --- entry point -----------------------------------------------------------------------
+
+    def process(
+        self,
+        batch: Batch,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+    ) -> None:
+        """Handle one Kafka message: its rows, rejects and events go into `batch`."""
+        batch.messages += 1
+        batch.offsets[(topic, partition)] = offset + 1
+        rec = self.parser.parse(value)
+        bike_key = _bike_key(key, partition)
+        src = Source((topic, partition, offset, key, value or b""))
+        cls = type(rec)
+        if cls is Reject:
+            self._reject(batch, src, rec.reason, rec.detail, bike_key)  # type: ignore[union-attr]
+            return
+        bike = self.bikes.get(bike_key)
+        if bike is None:
+            bike = self.bikes[bike_key] = Bike(bike_key, partition)
+        batch.dirty.add(bike_key)
+        if cls is RideLine:
+            self._ride_line(batch, bike, rec, src)  # type: ignore[arg-type]
+        elif cls is TelemetryLine:
+            self._telemetry_line(batch, bike, rec, src)  # type: ignore[arg-type]
+        elif cls is SystemLine:
+            self._system_line(batch, bike, rec)  # type: ignore[arg-type]
+        elif cls is Announcement:
+            self._announcement(batch, bike, rec)  # type: ignore[arg-type]
+        else:
+            assert cls is Banner
+
+    # --- line kinds ------------------------------------------------------------------------
+
+    def _ride_line(self, batch: Batch, bike: Bike, rec: RideLine, src: Source) -> None:
+        bike.model = rec.model
+        tels = bike.pending_tels
+        if tels:
+            # A Telemetry line that overtook its Ride line in transit: pair them by time.
+            for i, (waiting, tsrc) in enumerate(tels):
+                if waiting.ts > rec.ts:
+                    del tels[i]
+                    self._reading(batch, bike, rec, waiting, src, tsrc)
+                    return
+        pending = bike.pending_rides
+        if pending and pending[-1][0].ts == rec.ts:
+            self._reject(batch, src, "duplicate", f"Ride line at {rec.ts} seen twice", bike.key)
+            return
+        pending.append((rec, src))
+        if len(pending) > MAX_PENDING:
+            old, osrc = pending.pop(0)
+            self._reject(
+                batch, osrc, "unpaired", f"no Telemetry line for Ride at {old.ts}", bike.key
+            )
+
+    def _telemetry_line(self, batch: Batch, bike: Bike, rec: TelemetryLine, src: Source) -> None:
+        pending = bike.pending_rides
+        if len(pending) == 1 and pending[0][0].ts < rec.ts:  # the usual case
+            ride, rsrc = pending.pop()
+            self._reading(batch, bike, ride, rec, rsrc, src)
+            return
+        match = -1
+        for i, (ride, _) in enumerate(pending):
+            if ride.ts < rec.ts:
+                match = i
+        if match >= 0:
+            for old, osrc in pending[:match]:
+                self._reject(
+                    batch, osrc, "unpaired", f"no Telemetry line for Ride at {old.ts}", bike.key
+                )
+            ride, rsrc = pending[match]
+            del pending[: match + 1]
+            self._reading(batch, bike, ride, rec, rsrc, src)
+            return
+        tels = bike.pending_tels
+        if tels and tels[-1][0].ts == rec.ts:
+            self._reject(
+                batch, src, "duplicate", f"Telemetry line at {rec.ts} seen twice", bike.key
+            )
+            return
+        if bike.last_ts and rec.ts <= bike.last_ts and bike.ride is not None:
+            self._reject(batch, src, "duplicate", f"Telemetry at {rec.ts} already paired", bike.key)
+            return
+        tels.append((rec, src))
+        if len(tels) > MAX_PENDING:
+            stale, ssrc = tels.pop(0)
+            self._reject(
+                batch, ssrc, "unpaired", f"no Ride line for Telemetry at {stale.ts}", bike.key
+            )
+
+    def _system_line(self, batch: Batch, bike: Bike, rec: SystemLine) -> None:
+        bike.model = rec.model
+        rider = rec.rider
+        serial = (
+            bike.key
+            if not bike.key.startswith(_PARTITION_BIKE)
+            else (rider.bike_serial or bike.key[1:])
+        )
+        ride_id = ride_id_for(serial, rec.ts)
+        current = bike.ride
+        bike.announced = False
+        if current is not None and current.ride_id == ride_id:
+            return  # the same SYSTEM line again (a duplicate): the ride is open already
+        if current is not None and current.started_at > rec.ts:
+            # A late SYSTEM line (split topics): its ride precedes the open one.
+            if bike.prev is None or bike.prev.started_at < rec.ts:
+                bike.prev = Ride(ride_id, serial, rider.user_id, rec.ts)
+                self._open(batch, bike, bike.prev, rider, rec)
+            return
+        if current is not None:
+            self._close(batch, bike, current, current.last_ts or rec.ts, "next_ride")
+            bike.prev = current
+        if not self.split:
+            self._flush_pending(batch, bike, "unpaired")
+        ride = bike.ride = Ride(ride_id, serial, rider.user_id, rec.ts)
+        self._open(batch, bike, ride, rider, rec)
+        if bike.held:
+            held, bike.held = bike.held, []
+            for r, t, rsrc, tsrc in held:
+                self._reading(batch, bike, r, t, rsrc, tsrc)
+
+    def _announcement(self, batch: Batch, bike: Bike, rec: Announcement) -> None:
+        if self.split:
+            return  # order across topics is unknown; SYSTEM lines and timelines decide
+        # Readings from here to the SYSTEM line belong to no known rider. The open ride stays
+        # open: the SYSTEM line closes it, unless it turns out to announce that same ride.
+        bike.announced = True
+        self._flush_pending(batch, bike, "unpaired")
+
+    # --- readings --------------------------------------------------------------------------
+
+    def _reading(
+        self, batch: Batch, bike: Bike, r: RideLine, t: TelemetryLine, rsrc: Source, tsrc: Source
+    ) -> None:
+        ts = t.ts
+        ride = bike.ride
+        if bike.announced:
+            self._reject_pair(
+                batch,
+                bike,
+                rsrc,
+                tsrc,
+                "orphan",
+                "reading between a ride announcement and its SYSTEM line",
+            )
+            return
+        if ride is not None and ts >= ride.started_at:
+            if r.elapsed_s == ride.last_elapsed + 1 and ts > ride.last_ts:
+                self._write(batch, bike, ride, r, t)  # the usual case: the next second
+                return
+            if self._fits(ride, r, ts):
+                if r.elapsed_s > ride.last_elapsed:
+                    self._write(batch, bike, ride, r, t)
+                elif r.elapsed_s == ride.last_elapsed:
+                    self._reject_pair(
+                        batch, bike, rsrc, tsrc, "duplicate", f"second {r.elapsed_s} again"
+                    )
+                else:
+                    self._reject_pair(
+                        batch,
+                        bike,
+                        rsrc,
+                        tsrc,
+                        "out_of_order",
+                        f"second {r.elapsed_s} after {ride.last_elapsed}",
+                    )
+                return
+        prev = bike.prev
+        if (
+            prev is not None
+            and prev.started_at <= ts
+            and (ride is None or ts < ride.started_at)
+            and self._fits(prev, r, ts)
+            and r.elapsed_s > prev.last_elapsed
+        ):
+            self._write(batch, bike, prev, r, t)  # the tail of the previous ride, late
+            return
+        if self.split and (not bike.held or _to_dt(ts) - _to_dt(bike.held[0][1].ts) < self.hold):
+            bike.held.append((r, t, rsrc, tsrc))
+            return
+        self._reject_pair(batch, bike, rsrc, tsrc, "orphan", "no ride announced for this reading")
+
+    def _fits(self, ride: Ride, r: RideLine, ts: str) -> bool:
+        since_start = (_to_dt(ts) - _to_dt(ride.started_at)).total_seconds()
+        return abs(since_start - r.elapsed_s) <= self.tolerance
+
+    def _write(self, batch: Batch, bike: Bike, ride: Ride, r: RideLine, t: TelemetryLine) -> None:
+        ts = t.ts
+        ride.last_elapsed = r.elapsed_s
+        ride.last_ts = ts
+        if ts > bike.last_ts:
+            bike.last_ts = ts
+            if ts > self.partition_now.get(bike.partition, ""):
+                self.partition_now[bike.partition] = ts
+        batch.ride_ids.add(ride.ride_id)
+        hr = t.heart_rate
+        batch.readings.append(
+            f"{ride.ride_id}\t{r.elapsed_s}\t{ts}+00\t{r.resistance}\t"
+            f"{_NULL if hr is None else hr}\t{t.rpm}\t{t.power!r}\n"
+        )
+        batch.hours.add(ts[:13])
+        batch.touch_bike(ride.bike_serial, bike.model, ts)
+        if self.publish:
+            batch.events.append(
+                (
+                    ride.bike_serial.encode(),
+                    (
+                        f'{{"type":"reading","ride_id":{ride.ride_id},"bike_serial":'
+                        f'{self._json_str(ride.bike_serial)},"user_id":{ride.user_id},'
+                        f'"recorded_at":"{iso(ts)}","elapsed_s":{r.elapsed_s},'
+                        f'"resistance":{r.resistance},"heart_rate":{"null" if hr is None else hr},'
+                        f'"rpm":{t.rpm},"power":{t.power!r}}}'
+                    ).encode(),
+                )
+            )
+
+    # --- rides -----------------------------------------------------------------------------
+
+    def _open(self, batch: Batch, bike: Bike, ride: Ride, rider: Rider, rec: SystemLine) -> None:
+        batch.add_rider(rider, rec.ts)
+        batch.rides.append(
+            RideRow(ride.ride_id, ride.bike_serial, rider.user_id, rec.model, rec.ts)
+        )
+        batch.touch_bike(ride.bike_serial, rec.model, rec.ts)
+        if self.publish:
+            event = {
+                "type": "ride_started",
+                "ride_id": ride.ride_id,
+                "bike_serial": ride.bike_serial,
+                "model": rec.model,
+                "started_at": iso(rec.ts),
+                "rider": {
+                    "user_id": rider.user_id,
+                    "title": rider.title,
+                    "first_name": rider.first_name,
+                    "last_name": rider.last_name,
+                    "gender": rider.gender,
+                    "date_of_birth": rider.date_of_birth.isoformat(),
+                    "email_address": rider.email_address,
+                    "height_cm": rider.height_cm,
+                    "weight_kg": rider.weight_kg,
+                    "city": rider.city,
+                },
+            }
+            batch.events.append((ride.bike_serial.encode(), orjson.dumps(event)))
+
+    def _close(self, batch: Batch, bike: Bike, ride: Ride, ended_at: str, reason: str) -> None:
+        if not ended_at:
+            ended_at = ride.started_at
+        batch.ride_ends[ride.ride_id] = ended_at
+        if self.publish:
+            event = {
+                "type": "ride_ended",
+                "ride_id": ride.ride_id,
+                "bike_serial": ride.bike_serial,
+                "ended_at": iso(ended_at),
+                "reason": reason,
+            }
+            batch.events.append((ride.bike_serial.encode(), orjson.dumps(event)))
+
+    def close_silent(self, batch: Batch, partition_now: dict[int, str], silence_s: float) -> int:
+        """Close rides whose bike has been silent for `silence_s` of its partition's event time."""
+        closed = 0
+        cutoffs = {
+            p: (_to_dt(ts) - timedelta(seconds=silence_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            for p, ts in partition_now.items()
+        }
+        for bike in self.bikes.values():
+            ride = bike.ride
+            cutoff = cutoffs.get(bike.partition)
+            if ride is None or cutoff is None:
+                continue
+            last = ride.last_ts or ride.started_at
+            if last < cutoff:
+                self._close(batch, bike, ride, last, "silence")
+                bike.prev, bike.ride = ride, None
+                self._flush_pending(batch, bike, "unpaired")
+                batch.dirty.add(bike.key)
+                closed += 1
+        return closed
+
+    # --- rejects ---------------------------------------------------------------------------
+
+    def _flush_pending(self, batch: Batch, bike: Bike, reason: str) -> None:
+        for r, src in bike.pending_rides:
+            self._reject(batch, src, reason, f"no Telemetry line for Ride at {r.ts}", bike.key)
+        for t, src in bike.pending_tels:
+            self._reject(batch, src, reason, f"no Ride line for Telemetry at {t.ts}", bike.key)
+        bike.pending_rides.clear()
+        bike.pending_tels.clear()
+
+    def expire_held(self, batch: Batch, partition_now: dict[int, str]) -> None:
+        """Held readings whose ride never showed up within the hold time become orphans."""
+        for bike in self.bikes.values():
+            now = partition_now.get(bike.partition)
+            if not bike.held or now is None:
+                continue
+            limit = _to_dt(now) - self.hold
+            keep = []
+            for r, t, rsrc, tsrc in bike.held:
+                if _to_dt(t.ts) < limit:
+                    self._reject_pair(
+                        batch, bike, rsrc, tsrc, "orphan", "no ride announced for this reading"
+                    )
+                else:
+                    keep.append((r, t, rsrc, tsrc))
+            bike.held = keep
+            batch.dirty.add(bike.key)
+
+    def _reject_pair(
+        self, batch: Batch, bike: Bike, rsrc: Source, tsrc: Source, reason: str, detail: str
+    ) -> None:
+        self._reject(batch, rsrc, reason, detail, bike.key)
+        self._reject(batch, tsrc, reason, detail, bike.key)
+
+    def _reject(self, batch: Batch, src: Source, reason: str, detail: str, bike_key: str) -> None:
+        topic, partition, offset, key, raw = src
+        serial = None if bike_key.startswith(_PARTITION_BIKE) else bike_key
+        batch.rejects.append(RejectRow(topic, partition, offset, key, raw, reason, detail, serial))
+
+    def _json_str(self, s: str) -> str:
+        cached = self._bike_json.get(s)
+        if cached is None:
+            cached = self._bike_json[s] = orjson.dumps(s).decode()
+        return cached
+
+    # --- state that survives restarts and rebalances ---------------------------------------
+
+    def dump_partition(self, partition: int, keys: set[str] | None = None) -> dict[str, Any]:
+        """The state of a partition's bikes (only `keys`, when given) as JSON-able data."""
+        out: dict[str, Any] = {}
+        for key, bike in self.bikes.items():
+            if bike.partition == partition and (keys is None or key in keys):
+                out[key] = _dump_bike(bike)
+        return out
+
+    def load_partition(self, partition: int, state: dict[str, Any]) -> None:
+        """Restore a partition's bikes from dump_partition output."""
+        for key, data in state.items():
+            self.bikes[key] = _load_bike(key, partition, data)
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget a partition's bikes (it was revoked)."""
+        for key in [k for k, b in self.bikes.items() if b.partition == partition]:
+            del self.bikes[key]
+
+
+def _bike_key(key: bytes | None, partition: int) -> str:
+    if key:
+        try:
+            text = key.decode()
+        except UnicodeDecodeError:
+            text = key.decode("utf-8", "replace")
+        if len(text) <= 100 and text.isprintable():
+            return text
+    # Without a usable key the partition is the bike (the historical single stream).
+    return f"{_PARTITION_BIKE}{partition}"
+
+
+def _dump_src(src: Source) -> list[Any]:
+    topic, partition, offset, key, raw = src
+    return [topic, partition, offset, key.hex() if key else None, raw.hex()]
+
+
+def _load_src(data: list[Any]) -> Source:
+    topic, partition, offset, key, raw = data
+    return Source(
+        (topic, partition, offset, bytes.fromhex(key) if key else None, bytes.fromhex(raw))
+    )
+
+
+def _dump_ride(ride: Ride | None) -> list[Any] | None:
+    if ride is None:
+        return None
+    return [
+        ride.ride_id,
+        ride.bike_serial,
+        ride.user_id,
+        ride.started_at,
+        ride.last_elapsed,
+        ride.last_ts,
+    ]
+
+
+def _load_ride(data: list[Any] | None) -> Ride | None:
+    return None if data is None else Ride(*data)
+
+
+def _dump_bike(bike: Bike) -> dict[str, Any]:
+    return {
+        "model": bike.model,
+        "ride": _dump_ride(bike.ride),
+        "prev": _dump_ride(bike.prev),
+        "last_ts": bike.last_ts,
+        "announced": bike.announced,
+        "pending_rides": [[list(r), _dump_src(s)] for r, s in bike.pending_rides],
+        "pending_tels": [[list(t), _dump_src(s)] for t, s in bike.pending_tels],
+        "held": [[list(r), list(t), _dump_src(a), _dump_src(b)] for r, t, a, b in bike.held],
+    }
+
+
+def _load_bike(key: str, partition: int, data: dict[str, Any]) -> Bike:
+    return Bike(
+        key=key,
+        partition=partition,
+        model=data["model"],
+        ride=_load_ride(data["ride"]),
+        prev=_load_ride(data["prev"]),
+        last_ts=data["last_ts"],
+        announced=data["announced"],
+        pending_rides=[(RideLine(*r), _load_src(s)) for r, s in data["pending_rides"]],
+        pending_tels=[(TelemetryLine(*t), _load_src(s)) for t, s in data["pending_tels"]],
+        held=[
+            (RideLine(*r), TelemetryLine(*t), _load_src(a), _load_src(b))
+            for r, t, a, b in data["held"]
+        ],
+    )
