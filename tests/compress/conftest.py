@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.common.config import Settings
+from tests import harness
 
 
 @pytest.fixture
@@ -30,3 +31,13 @@ def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
     connection = psycopg2.connect(database_url)
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def reference_conn(pg_server: str, pg_template: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to a second fresh database, to compute the state a clean run reaches."""
+    dsn = harness.create_database(pg_server, pg_template)
+    connection = psycopg2.connect(dsn)
+    yield connection
+    connection.close()
+    harness.drop_database(pg_server, dsn)
