@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from random import Random
 
 from services.simulator.models import Message
@@ -30,21 +30,33 @@ _READINGS_END = b'\\n"}'
 class FaultInjector:
     """Injects faults into one bike's stream with probability `rate` per line."""
 
-    def __init__(self, rate: float, rng: Random, counts: Counter[str]) -> None:
+    def __init__(
+        self,
+        rate: float,
+        rng: Random,
+        counts: Counter[str],
+        kinds: Sequence[str] = ALL_FAULTS,
+    ) -> None:
+        unknown = set(kinds) - set(ALL_FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {ALL_FAULTS}")
         self.rate = rate
         self.rng = rng
         self.counts = counts
+        self.line_faults = tuple(k for k in LINE_FAULTS if k in kinds)
+        self.join_rate = min(1.0, rate * JOIN_FACTOR) if MID_RIDE_JOIN in kinds else 0.0
 
     def joins_mid_ride(self) -> bool:
         """Whether this bike's stream starts in the middle of a ride (decided once per bike)."""
-        joins = self.rng.random() < min(1.0, self.rate * JOIN_FACTOR)
+        joins = self.rng.random() < self.join_rate
         if joins:
             self.counts[MID_RIDE_JOIN] += 1
         return joins
 
     def wrap(self, stream: Iterator[Message | None]) -> Iterator[Message | None]:
         """The stream with faults injected; tick markers (None) pass through."""
-        rng, counts = self.rng, self.counts
+        rng, counts, line_faults = self.rng, self.counts, self.line_faults
+        rate = self.rate if line_faults else 0.0
         held: Message | None = None
         contact_left = stuck_left = 0
         last_readings = stuck_readings = b""
@@ -52,7 +64,7 @@ class FaultInjector:
             if msg is None:
                 yield None
                 continue
-            fault = rng.choice(LINE_FAULTS) if rng.random() < self.rate else None
+            fault = rng.choice(line_faults) if rng.random() < rate else None
             if fault == CONTACT_LOSS:
                 contact_left = rng.randrange(3, 20)
             elif fault == STUCK_SENSOR:

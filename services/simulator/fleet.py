@@ -11,7 +11,7 @@ from random import Random
 
 from services.simulator import names
 from services.simulator.bike import MAX_JITTER_US, TICK_US, Schedule, bike_stream
-from services.simulator.faults import FaultInjector
+from services.simulator.faults import ALL_FAULTS, FaultInjector
 from services.simulator.lines import SecondsText
 from services.simulator.models import Bike, Message
 from services.simulator.pool import RiderPool, pool_size
@@ -34,6 +34,7 @@ class FleetConfig:
     faults: float = 0.0
     riders: int | None = None
     first_serial: int = 0
+    fault_kinds: tuple[str, ...] = ALL_FAULTS
 
     def __post_init__(self) -> None:
         if self.bikes < 1 or self.seconds < 1 or (self.rides is not None and self.rides < 1):
@@ -99,7 +100,9 @@ class Fleet:
         injector = None
         join_at = 0
         if cfg.faults > 0:
-            injector = FaultInjector(cfg.faults, Random(f"{cfg.seed}:faults:{index}"), self.faults)
+            injector = FaultInjector(
+                cfg.faults, Random(f"{cfg.seed}:faults:{index}"), self.faults, cfg.fault_kinds
+            )
             if injector.joins_mid_ride() and cfg.seconds > 1:
                 join_at = rng.randrange(1, cfg.seconds)
         schedule = Schedule(cfg.rides, cfg.seconds, rng.randrange(FIRST_START_TICKS), join_at)
