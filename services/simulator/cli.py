@@ -68,16 +68,7 @@ def register(subparsers: Any) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     """Produce the simulated fleet and print a one-line summary."""
     settings = Settings()
-    rides = args.rides if args.rides is not None else (1 if args.speed == MAX else 0)
-    config = FleetConfig(
-        bikes=args.bikes,
-        rides=rides or None,
-        seconds=args.seconds,
-        seed=args.seed,
-        start=args.start,
-        faults=args.faults,
-        riders=args.riders,
-    )
+    config = fleet_config(args)
     fleet = Fleet(config)
     topics = topic_map(settings, split_topics=args.split_topics, topic=args.topic)
     log.info(
@@ -90,6 +81,20 @@ def run_simulate(args: argparse.Namespace) -> int:
     faults = f", faults {dict(sorted(fleet.faults.items()))}" if fleet.faults else ""
     _summary("simulate", stats, sorted(set(topics.values())), faults)
     return _exit_code(stats)
+
+
+def fleet_config(args: argparse.Namespace) -> FleetConfig:
+    """The fleet the arguments ask for; rides default to one at max speed, else forever."""
+    rides = args.rides if args.rides is not None else (1 if args.speed == MAX else 0)
+    return FleetConfig(
+        bikes=args.bikes,
+        rides=rides or None,
+        seconds=args.seconds,
+        seed=args.seed,
+        start=args.start,
+        faults=args.faults,
+        riders=args.riders,
+    )
 
 
 def run_replay(args: argparse.Namespace) -> int:
