@@ -66,10 +66,11 @@ class Fleet:
         Random(f"{cfg.seed}:fleet").shuffle(slots)
         bikes = []
         for i, position in enumerate(slots):
-            rng = Random(f"{cfg.seed}:bike:{i}")
+            serial = f"SN{cfg.first_serial + i:04d}"
+            rng = Random(f"{cfg.seed}:bike:{serial}")
             model = rng.choices(names.BIKE_MODELS, names.BIKE_MODEL_WEIGHTS)[0]
             phase = position * slot + rng.randrange(max(1, slot - self._jitter_us()))
-            bikes.append(Bike(f"SN{cfg.first_serial + i:04d}", model, phase))
+            bikes.append(Bike(serial, model, phase))
         return sorted(bikes, key=lambda b: b.phase_us)
 
     def _jitter_us(self) -> int:
@@ -95,13 +96,12 @@ class Fleet:
 
     def _stream(self, bike: Bike, seconds_text: SecondsText) -> Iterator[Message | None]:
         cfg = self.config
-        index = int(bike.serial[2:]) - cfg.first_serial
-        rng = Random(f"{cfg.seed}:ride:{index}")
+        rng = Random(f"{cfg.seed}:ride:{bike.serial}")
         injector = None
         join_at = 0
         if cfg.faults > 0:
             injector = FaultInjector(
-                cfg.faults, Random(f"{cfg.seed}:faults:{index}"), self.faults, cfg.fault_kinds
+                cfg.faults, Random(f"{cfg.seed}:faults:{bike.serial}"), self.faults, cfg.fault_kinds
             )
             if injector.joins_mid_ride() and cfg.seconds > 1:
                 join_at = rng.randrange(1, cfg.seconds)

@@ -41,11 +41,9 @@ def split_key(value: bytes, default: bytes | None) -> tuple[bytes | None, bytes]
 
 
 def read_capture(path: Path, key: bytes | None = None, *, timed: bool = True) -> Iterator[Message]:
-    """The capture's messages in file order; `timed` reads each line's timestamp for pacing.
-
-    A line without a timestamp (a banner) is due with the line before it, or with the first
-    timestamped line when it comes before any.
-    """
+    """The capture's messages in file order; `timed` reads each line's timestamp for pacing."""
+    # A line without a timestamp (a banner) is due with the line before it, or with the first
+    # timestamped line when it comes before any (else pacing would wait from the epoch).
     at: float | None = None if timed else 0.0
     waiting: list[tuple[bytes | None, bytes]] = []
     with path.open("rb") as lines:
