@@ -1,0 +1,149 @@
+"""SQL for daily.alerts (and the rejects the alerts consumer finds). The caller owns the
+transaction: these functions never commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg2.extensions
+from psycopg2.extras import Json
+
+from services.alerts.codec import iso
+from services.alerts.models import Alert
+
+Connection = psycopg2.extensions.connection
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    """An alert row claimed for sending, with everything its email shows."""
+
+    alert_id: int
+    ride_id: int
+    episode: int
+    user_id: int
+    bike_serial: str
+    kind: str
+    detected_at: datetime
+    heart_rates: list[int]
+    limit_low: int
+    limit_high: int
+    recipient: str | None
+    rider_name: str | None
+    readings: list[dict[str, Any]]
+    observed_at: datetime | None
+    attempts: int
+
+
+def insert_alert(
+    conn: Connection,
+    *,
+    alert: Alert,
+    observed_at: datetime | None,
+    status: str = "pending",
+    last_error: str | None = None,
+) -> bool:
+    """Record an alert once per (ride_id, episode); False when it was already there."""
+    readings = [
+        {"elapsed_s": s.elapsed_s, "recorded_at": iso(s.recorded_at), "heart_rate": s.heart_rate}
+        for s in alert.readings
+    ]
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO daily.alerts (ride_id, episode, user_id, bike_serial, kind,
+                   detected_at, heart_rates, limit_low, limit_high, recipient, rider_name,
+                   readings, observed_at, status, last_error)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (ride_id, episode) DO NOTHING""",
+            (
+                alert.ride_id, alert.episode, alert.user_id, alert.bike_serial, alert.kind,
+                alert.detected_at, alert.heart_rates, alert.limits.low, alert.limits.high,
+                alert.rider.email_address, alert.rider.first_name, Json(readings, dumps=_dumps),
+                observed_at, status, last_error,
+            ),
+        )  # fmt: skip
+        return cur.rowcount == 1
+
+
+def claim_pending(conn: Connection, *, limit: int) -> list[PendingAlert]:
+    """Lock up to `limit` due pending alerts, oldest first, skipping rows another sender holds.
+    The locks last until the caller's transaction ends, so a crash mid-send frees the rows."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT alert_id, ride_id, episode, user_id, bike_serial, kind, detected_at,
+                      heart_rates, limit_low, limit_high, recipient, rider_name,
+                      coalesce(readings, '[]'::jsonb), observed_at, attempts
+                 FROM daily.alerts
+                WHERE status = 'pending'
+                  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+                ORDER BY created_at
+                LIMIT %s
+                  FOR UPDATE SKIP LOCKED""",
+            (limit,),
+        )
+        return [PendingAlert(*row) for row in cur.fetchall()]
+
+
+def mark_sent(conn: Connection, *, alert_id: int, message_id: str, sent_at: datetime) -> None:
+    """The email was accepted for delivery."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE daily.alerts SET status = 'sent', sent_at = %s, message_id = %s,
+                      attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
+                WHERE alert_id = %s""",
+            (sent_at, message_id, alert_id),
+        )
+
+
+def mark_retry(conn: Connection, *, alert_id: int, error: str, retry_at: datetime) -> None:
+    """A transient failure: stay pending, not before `retry_at`."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE daily.alerts SET attempts = attempts + 1, last_error = %s,
+                      next_attempt_at = %s
+                WHERE alert_id = %s""",
+            (error[:1000], retry_at, alert_id),
+        )
+
+
+def mark_failed(conn: Connection, *, alert_id: int, error: str) -> None:
+    """Give up on this alert's email."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE daily.alerts SET status = 'failed', attempts = attempts + 1,
+                      last_error = %s, next_attempt_at = NULL
+                WHERE alert_id = %s""",
+            (error[:1000], alert_id),
+        )
+
+
+def insert_reject(
+    conn: Connection,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    raw: bytes,
+    reason: str,
+    detail: str | None = None,
+) -> None:
+    """Keep a message the alerts consumer could not read, once per topic position."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO daily.rejects (topic, kafka_partition, kafka_offset, message_key,
+                   raw, reason, detail, bike_serial)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING""",
+            (
+                topic, partition, offset, key, raw, reason, detail,
+                key.decode("utf-8", "replace") if key else None,
+            ),
+        )  # fmt: skip
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,149 @@
+"""Delivering one MIME message: through SES (retrying throttling), or into a local outbox."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.alerts import metrics
+from services.common.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Error codes that mean "slow down or try again", not "this message is wrong".
+TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "RequestTimeout",
+}
+
+
+class SendError(Exception):
+    """A message that was not accepted; `transient` says whether a later try may succeed."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Sender(Protocol):
+    """Anything that delivers a message and returns its provider message id."""
+
+    def send(self, msg: EmailMessage) -> str: ...
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Full-jitter exponential backoff for the attempt-th retry (1-based)."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+class SesSender:
+    """SES SendRawEmail, retrying transient errors with jittered exponential backoff."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        retries: int = 5,
+        base_delay: float = 0.1,
+        max_delay: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.retries = retries
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+
+    def send(self, msg: EmailMessage) -> str:
+        """Send and return SES's MessageId, or raise SendError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        raw = msg.as_bytes()
+        for attempt in range(self.retries + 1):
+            try:
+                # Recipients come from the To header, so envelope and header cannot differ.
+                response = self.client.send_raw_email(
+                    Source=str(msg["From"]), RawMessage={"Data": raw}
+                )
+                return str(response["MessageId"])
+            except ClientError as exc:
+                err = exc.response.get("Error", {})
+                code = str(err.get("Code", ""))
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+                transient = code in TRANSIENT_CODES or status >= 500
+                reason = f"{code}: {err.get('Message', '')}"
+            except BotoCoreError as exc:  # connection refused, timeouts
+                transient, reason = True, f"{type(exc).__name__}: {exc}"
+            if not transient or attempt == self.retries:
+                raise SendError(reason, transient=transient)
+            metrics.SEND_RETRIES.inc()
+            delay = backoff(attempt + 1, self.base_delay, self.max_delay)
+            log.warning("SES send retry", extra={"reason": reason, "delay_s": round(delay, 3)})
+            self.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+class OutboxSender:
+    """Writes each message as an .eml file (for machines without AWS credentials)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def send(self, msg: EmailMessage) -> str:
+        """Write `<Message-ID>.eml` atomically; the Message-ID is the returned id."""
+        message_id = str(msg["Message-ID"]).strip("<>")
+        path = self.directory / f"{message_id}.eml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(msg.as_bytes())
+        os.replace(tmp, path)
+        return message_id
+
+
+def ses_client(settings: Settings, *, pool: int = 10) -> Any | None:
+    """A boto3 SES client, or None when there are no credentials and no local endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    key_id = secret = None
+    if session.get_credentials() is None:
+        if not settings.ses_endpoint_url:
+            return None
+        key_id = secret = "local"  # a local SES endpoint (moto) accepts any signature
+    # Our own loop retries throttling; botocore retrying underneath would multiply the waits.
+    config = Config(
+        retries={"total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=15,
+        max_pool_connections=pool,
+    )
+    return session.client(
+        "ses",
+        region_name=settings.aws_region,
+        endpoint_url=settings.ses_endpoint_url,
+        config=config,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
+
+
+def sender_factory(settings: Settings, *, threads: int = 4) -> Callable[[], Sender]:
+    """Decide once between SES (credentials or a local endpoint) and the outbox; the factory
+    gives each sender thread its sender. boto3 clients are thread-safe, so SES senders share
+    one client whose connection pool fits the threads."""
+    client = ses_client(settings, pool=max(threads, 1))
+    if client is None:
+        return lambda: OutboxSender(settings.email_outbox_dir)
+    return lambda: SesSender(client)

@@ -1,0 +1,198 @@
+"""daily.alerts -> email, against the real PostgreSQL and the moto SES server."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from services.alerts import repository
+from services.alerts.app import Recorder
+from services.alerts.models import Alert, Rider, Seen
+from services.alerts.notifier import Notifier, send_due
+from services.alerts.rules import Limits
+from services.alerts.sender import OutboxSender, SendError, SesSender, sender_factory
+from services.common import db as dbmod
+from services.common.config import Settings
+from tests import harness
+from tests.alerts.conftest import SENDER, Ses
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime.now(UTC)
+
+
+def alert(ride_id: int, episode: int = 1, email: str | None = "dee@example.com") -> Alert:
+    seen = tuple(
+        Seen(s, NOW - timedelta(seconds=5 - s), hr, "high")
+        for s, hr in [(1, 201), (2, 202), (3, 203)]
+    )
+    who = Rider(9, "Dee", "Example", "female", date(1980, 1, 1), email)
+    return Alert(ride_id, episode, 9, "SN0009", "high", seen[-1].recorded_at, seen,
+                 Limits(52, 167), who)  # fmt: skip
+
+
+@pytest.fixture
+def pg_settings(database_url: str, moto_url: str, tmp_path: Path) -> Settings:
+    """Settings with this test's database and moto as SES (no broker needed)."""
+    return harness.test_settings(
+        "127.0.0.1:9", database_url, tmp_path, ses_endpoint_url=moto_url, email_sender=SENDER
+    )
+
+
+@pytest.fixture
+def conn(pg_settings: Settings) -> Iterator[psycopg2.extensions.connection]:
+    c = dbmod.connect(pg_settings.require_database())
+    yield c
+    c.close()
+
+
+def insert(conn: psycopg2.extensions.connection, *alerts: Alert) -> list[bool]:
+    with dbmod.transaction(conn):
+        return [repository.insert_alert(conn, alert=a, observed_at=NOW) for a in alerts]
+
+
+def rows(conn: psycopg2.extensions.connection) -> list[tuple[object, ...]]:
+    with dbmod.transaction(conn) as cur:
+        cur.execute(
+            "SELECT ride_id, status, attempts, message_id IS NOT NULL, last_error"
+            " FROM daily.alerts ORDER BY ride_id"
+        )
+        return cur.fetchall()
+
+
+def ses_sender(settings: Settings) -> SesSender:
+    sender = sender_factory(settings)()
+    assert isinstance(sender, SesSender)
+    return sender
+
+
+def test_an_alert_is_recorded_once_per_ride_and_episode(
+    conn: psycopg2.extensions.connection,
+) -> None:
+    assert insert(conn, alert(1), alert(1), alert(1, episode=2)) == [True, False, True]
+
+
+def test_pending_alert_is_emailed_once_and_marked_sent(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    insert(conn, alert(1))
+    sender = ses_sender(pg_settings)
+    assert send_due(conn, sender, pg_settings) == 1
+    assert send_due(conn, sender, pg_settings) == 0
+    sent = ses.sent()
+    assert len(sent) == 1 and sent[0].message["To"] == "dee@example.com"
+    assert "201 bpm" in sent[0].text and "203 bpm" in sent[0].html
+    with dbmod.transaction(conn) as cur:
+        cur.execute("SELECT status, attempts, message_id, sent_at FROM daily.alerts")
+        status, attempts, message_id, sent_at = cur.fetchone() or ()
+    assert (status, attempts, message_id) == ("sent", 1, sent[0].message_id)
+    assert sent_at is not None
+
+
+def test_without_credentials_the_message_goes_to_the_outbox(
+    conn: psycopg2.extensions.connection,
+    pg_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = pg_settings.model_copy(
+        update={"ses_endpoint_url": None, "email_override_recipient": "ops@deloton.example",
+                "email_reply_to": "care@deloton.example"}
+    )  # fmt: skip
+    sender = sender_factory(settings)()
+    assert isinstance(sender, OutboxSender)
+    insert(conn, alert(1))
+    assert send_due(conn, sender, settings) == 1
+    [eml] = list(settings.email_outbox_dir.glob("*.eml"))
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    assert msg["To"] == "ops@deloton.example" and msg["Reply-To"] == "care@deloton.example"
+    assert "202 bpm" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert msg.get_body(("html",)) is not None
+    assert rows(conn) == [(1, "sent", 1, True, None)]
+
+
+def test_no_address_fails_the_alert(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    insert(conn, alert(1, email=None))
+    send_due(conn, ses_sender(pg_settings), pg_settings)
+    assert rows(conn) == [(1, "failed", 1, False, "rider has no email address")]
+    assert ses.sent() == []
+
+
+class Flaky:
+    """A sender that always fails transiently (SES throttling for longer than our retries)."""
+
+    def send(self, msg: EmailMessage) -> str:
+        raise SendError("Throttling: Maximum sending rate exceeded.", transient=True)
+
+
+def test_transient_failure_waits_then_gives_up(
+    conn: psycopg2.extensions.connection, pg_settings: Settings
+) -> None:
+    insert(conn, alert(1))
+    assert send_due(conn, Flaky(), pg_settings, max_attempts=3) == 1
+    assert send_due(conn, Flaky(), pg_settings, max_attempts=3) == 0  # not due yet
+    for attempts in (1, 2):
+        assert rows(conn) == [(1, "pending", attempts, False, "Throttling: Maximum sending "
+                               "rate exceeded.")]  # fmt: skip
+        with dbmod.transaction(conn) as cur:
+            cur.execute("UPDATE daily.alerts SET next_attempt_at = now() - interval '1 s'")
+        send_due(conn, Flaky(), pg_settings, max_attempts=3)
+    assert rows(conn)[0][1:3] == ("failed", 3)
+
+
+def test_stale_alerts_are_recorded_but_not_emailed(
+    conn: psycopg2.extensions.connection, pg_settings: Settings
+) -> None:
+    recorder = Recorder(pg_settings, stale_after_s=60)
+    old = alert(1)
+    old = Alert(**{**old.__dict__, "detected_at": NOW - timedelta(hours=2)})
+    try:
+        assert asyncio.run(recorder.insert_alert(old, None)) is True
+        assert asyncio.run(recorder.insert_alert(alert(2), None)) is True
+        assert asyncio.run(recorder.insert_alert(alert(2), None)) is False
+    finally:
+        recorder.close()
+    assert [r[:2] for r in rows(conn)] == [(1, "failed"), (2, "pending")]
+
+
+def test_two_notifier_processes_never_send_an_alert_twice(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    n = 200
+    insert(conn, *(alert(ride_id) for ride_id in range(1, n + 1)))
+    notifiers = [
+        Notifier(pg_settings, sender_factory(pg_settings, threads=4), workers=4, batch=5)
+        for _ in range(2)
+    ]
+    for notifier in notifiers:
+        notifier.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(r[1] == "pending" for r in rows(conn)):
+            time.sleep(0.2)
+    finally:
+        for notifier in notifiers:
+            notifier.stop()
+    sent = ses.sent()
+    per_alert = Counter(m.message["X-Deloton-Alert"] for m in sent)
+    assert len(sent) == n and set(per_alert.values()) == {1}
+    assert {r[1:3] for r in rows(conn)} == {("sent", 1)}

@@ -1,0 +1,83 @@
+"""SES sending retries throttling with backoff and gives up on rejected messages."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from services.alerts.sender import OutboxSender, SendError, SesSender, backoff
+
+
+def client_error(code: str, message: str) -> ClientError:
+    response: Any = {"Error": {"Code": code, "Message": message},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}}  # fmt: skip
+    return ClientError(response, "SendRawEmail")
+
+
+def throttled() -> ClientError:
+    return client_error("Throttling", "Maximum sending rate exceeded.")
+
+
+def rejected() -> ClientError:
+    return client_error("MessageRejected", "Email address is not verified.")
+
+
+class ScriptedSes:
+    """An SES client double that fails as scripted, then accepts."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+        self.calls: list[dict[str, Any]] = []
+
+    def send_raw_email(self, **kwargs: Any) -> dict[str, str]:
+        self.calls.append(kwargs)
+        if self.failures:
+            raise self.failures.pop(0)
+        return {"MessageId": "0100-accepted"}
+
+
+def message() -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@deloton.example", "b@example.com", "hi"
+    msg["Message-ID"] = "<x.1@deloton.example>"
+    msg.set_content("body")
+    return msg
+
+
+def test_throttling_is_retried_with_growing_backoff() -> None:
+    sleeps: list[float] = []
+    client = ScriptedSes([throttled(), throttled(), EndpointConnectionError(endpoint_url="x")])
+    sender = SesSender(client, retries=5, base_delay=0.1, max_delay=5, sleep=sleeps.append)
+    assert sender.send(message()) == "0100-accepted"
+    assert len(client.calls) == 4 and len(sleeps) == 3
+    assert all(0 <= s <= 0.1 * 2**i for i, s in enumerate(sleeps))
+    assert client.calls[0]["Source"] == "a@deloton.example"
+    assert b"Subject: hi" in client.calls[0]["RawMessage"]["Data"]
+
+
+def test_gives_up_as_transient_after_the_retries() -> None:
+    sender = SesSender(ScriptedSes([throttled()] * 3), retries=2, sleep=lambda _: None)
+    with pytest.raises(SendError) as err:
+        sender.send(message())
+    assert err.value.transient and "Throttling" in str(err.value)
+
+
+def test_rejected_message_is_not_retried() -> None:
+    client = ScriptedSes([rejected()])
+    with pytest.raises(SendError) as err:
+        SesSender(client, sleep=lambda _: None).send(message())
+    assert not err.value.transient and len(client.calls) == 1
+
+
+def test_backoff_is_capped() -> None:
+    assert all(0 <= backoff(30, 0.1, 5.0) <= 5.0 for _ in range(100))
+
+
+def test_outbox_writes_the_mime_message(tmp_path: Any) -> None:
+    msg = message()
+    message_id = OutboxSender(tmp_path / "outbox").send(msg)
+    assert message_id == "x.1@deloton.example"
+    assert (tmp_path / "outbox" / "x.1@deloton.example.eml").read_bytes() == msg.as_bytes()
