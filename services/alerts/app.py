@@ -1,0 +1,168 @@
+"""The faust app: events topic -> per-bike state table -> recorded, published alerts.
+
+The agent is thin: parse, run the pure state machine, then do the I/O in this order:
+1. insert the alert into daily.alerts (ON CONFLICT DO NOTHING), awaited;
+2. publish it to the alerts topic;
+3. write the bike's new state to the table (its changelog).
+If the worker dies anywhere in between, the event is redelivered (offsets are committed only
+after faust flushes the changelog) and recomputes the same (ride_id, episode), which the
+unique key turns into a no-op. Doing 3 before 1 could lose an alert: the restored state
+would already count the reading as seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+import psycopg2
+
+from services.alerts import codec, metrics, repository
+from services.alerts.episodes import EpisodeRules, apply
+from services.alerts.models import Alert
+from services.common import db
+from services.common.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    """The agent's database writes, on one thread with its own connection; retried until the
+    database answers, because skipping an insert would lose an alert."""
+
+    def __init__(self, settings: Settings, *, stale_after_s: float) -> None:
+        self.settings = settings
+        self.stale_after = timedelta(seconds=stale_after_s)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-db")
+        self._conn: psycopg2.extensions.connection | None = None
+
+    async def insert_alert(self, alert: Alert, observed_at: datetime | None) -> bool:
+        """Record the alert; True when it is new. Stale alerts are kept but not emailed."""
+        fresh = datetime.now(UTC) - alert.detected_at <= self.stale_after
+        status, error = ("pending", None) if fresh else ("failed", "stale: not emailed")
+        return await self._run(
+            lambda conn: repository.insert_alert(
+                conn, alert=alert, observed_at=observed_at, status=status, last_error=error
+            )
+        )
+
+    async def insert_reject(self, **fields: Any) -> None:
+        """Keep an unreadable event in daily.rejects."""
+        await self._run(lambda conn: repository.insert_reject(conn, **fields))
+
+    async def _run(self, work: Callable[[psycopg2.extensions.connection], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._retry, work)
+
+    def _retry(self, work: Callable[[psycopg2.extensions.connection], Any]) -> Any:
+        delay = 0.1
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    dsn = self.settings.require_database()
+                    self._conn = db.connect(dsn, application_name="alerts")
+                with db.transaction(self._conn):
+                    return work(self._conn)
+            except psycopg2.OperationalError as exc:
+                log.error("alerts database unavailable", extra={"error": str(exc)})
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def close(self) -> None:
+        """Stop the database thread and close its connection."""
+        self._pool.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+
+
+def faust_brokers(bootstrap: str) -> list[str]:
+    """faust's broker URLs for a comma-separated bootstrap list."""
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    partitions: int,
+    recorder: Recorder,
+    on_alert: Callable[[], None],
+    replication_factor: int = 1,
+) -> faust.App:
+    """The faust app with its events agent and per-bike table."""
+    conf: dict[str, Any] = {}
+    if settings.kafka_session_timeout_ms is not None:
+        conf["broker_session_timeout"] = settings.kafka_session_timeout_ms / 1000
+    if settings.kafka_heartbeat_interval_ms is not None:
+        conf["broker_heartbeat_interval"] = settings.kafka_heartbeat_interval_ms / 1000
+    datadir = settings.state_dir / "alerts" / settings.alerts_app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
+    app = faust.App(
+        settings.alerts_app_id,
+        broker=faust_brokers(settings.require_kafka()),
+        store="memory://",  # the table lives in memory and is restored from its changelog
+        datadir=str(datadir),
+        processing_guarantee="at_least_once",  # exactly_once needs transactions the broker lacks
+        topic_partitions=partitions,
+        topic_replication_factor=replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        **conf,
+    )
+    events = app.topic(
+        settings.topic_events, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+    alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+    # Keyed by bike serial, like the events topic, so the table is co-partitioned with it.
+    bikes = app.Table("bikes", partitions=partitions, key_type=str)  # JSON keys and values
+    rules = EpisodeRules.from_settings(settings)
+
+    async def handle(event: Any) -> None:
+        msg = event.message
+        try:
+            parsed = codec.parse_event(event.value)
+        except codec.BadEvent as exc:
+            reason = str(exc)
+            metrics.REJECTED.labels(reason).inc()
+            await recorder.insert_reject(
+                topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                key=event.key, raw=event.value, reason=reason,
+            )  # fmt: skip
+            return
+        if parsed is None:
+            metrics.EVENTS.labels("ignored").inc()
+            return
+        key = event.key.decode() if event.key else parsed.bike_serial
+        doc = bikes.get(key)
+        state = codec.state_from_dict(doc) if doc else None
+        out = apply(state, parsed, rules)
+        if out.alert is not None:
+            observed_at = datetime.fromtimestamp(msg.timestamp, UTC) if msg.timestamp else None
+            if await recorder.insert_alert(out.alert, observed_at):
+                metrics.RAISED.labels(out.alert.kind).inc()
+                log.info(
+                    "alert raised",
+                    extra={"ride_id": out.alert.ride_id, "episode": out.alert.episode,
+                           "kind": out.alert.kind, "bike_serial": out.alert.bike_serial},
+                )  # fmt: skip
+                on_alert()
+            await alerts_topic.send(
+                key=out.alert.bike_serial.encode(), value=codec.alert_payload(out.alert)
+            )
+        if out.state is not state and out.state is not None:
+            bikes[key] = codec.state_to_dict(out.state)
+        metrics.EVENTS.labels(out.what).inc()
+
+    @app.agent(events, name="alerts")
+    async def process(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            await handle(event)
+
+    return app

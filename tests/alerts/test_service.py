@@ -1,0 +1,159 @@
+"""End to end: events on the real broker -> `deloton alerts` -> Postgres -> SES (moto server)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+
+import orjson
+import psycopg2.extensions
+import pytest
+from confluent_kafka import Producer
+
+from services.alerts.rules import Thresholds, limits_for
+from services.common.config import Settings
+from tests import harness
+from tests.alerts import synthetic
+from tests.alerts.conftest import Ses, Worker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+HIGH = 200  # above every adult's maximum
+NORMAL = 130
+
+
+def alert_rows(db: psycopg2.extensions.connection) -> list[tuple[int, int, str, int]]:
+    """(ride_id, episode, status, attempts) of every alert row."""
+    with db.cursor() as cur:
+        cur.execute("SELECT ride_id, episode, status, attempts FROM daily.alerts ORDER BY 1, 2")
+        rows = cur.fetchall()
+    db.commit()
+    return rows
+
+
+def pending(db: psycopg2.extensions.connection) -> int:
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM daily.alerts WHERE status = 'pending'")
+        (n,) = cur.fetchone() or (0,)
+    db.commit()
+    return int(n)
+
+
+def test_three_high_readings_send_exactly_one_email_with_the_readings(
+    alerts_settings: Settings,
+    producer: Producer,
+    worker: Worker,
+    ses: Ses,
+    db: psycopg2.extensions.connection,
+) -> None:
+    ada = synthetic.rider(41, gender="female", email="ada@example.com", first_name="Ada")
+    bob = synthetic.rider(42, email="bob@example.com")
+    events = synthetic.ride(1001, "SN0001", ada, [NORMAL, 0, 191, 196, None, 203, 199, NORMAL])
+    # Two high readings then a normal one: no episode.
+    events += synthetic.ride(1002, "SN0002", bob, [HIGH, HIGH, NORMAL, HIGH, HIGH, NORMAL])
+    synthetic.produce(producer, alerts_settings.topic_events, events)
+
+    worker.start()
+    assert worker.wait_until(lambda: worker.events_seen() >= len(events)), worker.tail()
+    assert worker.wait_until(lambda: pending(db) == 0), worker.tail()
+
+    sent = ses.sent()
+    assert len(sent) == 1
+    mail = sent[0]
+    assert mail.destinations == ["ada@example.com"]
+    assert mail.message["To"] == "ada@example.com"
+    assert mail.source == alerts_settings.email_sender
+    assert "too high" in mail.subject
+    limits = limits_for("female", date(1990, 5, 17), datetime.now(UTC).date(), Thresholds())
+    for body in (mail.text, mail.html):
+        assert "191 bpm" in body and "196 bpm" in body and "203 bpm" in body
+        assert "199" not in body  # the episode was already raised
+        assert "Ada" in body and "seek medical advice" in body
+        assert f"{limits.low} to {limits.high} beats per minute" in body
+    assert alert_rows(db) == [(1001, 1, "sent", 1)]
+    with db.cursor() as cur:
+        cur.execute("SELECT message_id, sent_at IS NOT NULL, heart_rates FROM daily.alerts")
+        assert cur.fetchone() == (mail.message_id, True, [191, 196, 203])
+
+    published = harness.consume_all(
+        alerts_settings.require_kafka(), alerts_settings.topic_alerts, 1
+    )
+    payload = orjson.loads(published[0][1])
+    assert published[0][0] == b"SN0001"
+    assert (payload["ride_id"], payload["episode"], payload["kind"]) == (1001, 1, "high")
+    assert payload["heart_rates"] == [191, 196, 203]
+    assert worker.metrics()["deloton_alerts_sent_total"] == 1
+
+
+def test_killed_mid_episode_and_after_sending_still_one_email(
+    alerts_settings: Settings,
+    producer: Producer,
+    worker: Worker,
+    ses: Ses,
+    db: psycopg2.extensions.connection,
+) -> None:
+    who = synthetic.rider(7, email="cy@example.com")
+    ride = synthetic.ride(2001, "SN0007", who, [HIGH] * 6 + [NORMAL] * 4)
+    topic = alerts_settings.topic_events
+
+    # Two high readings reach the worker, then it dies without committing anything.
+    synthetic.produce(producer, topic, ride[:3])
+    worker.start()
+    assert worker.wait_until(lambda: worker.events_seen() >= 3), worker.tail()
+    worker.kill()
+
+    # The episode completes while it is down; the restarted worker alerts once.
+    synthetic.produce(producer, topic, ride[3:])
+    worker.start()
+    assert len(ses.wait_for(1)) == 1, worker.tail()
+
+    # Killed again straight after the email: the redelivered events must not send again.
+    worker.kill()
+    worker.start()
+    # A second ride on the same bike (same partition) proves everything before it was handled.
+    sentinel = [synthetic.ride_ended(2001, "SN0007")]
+    sentinel += synthetic.ride(2002, "SN0007", who, [HIGH] * 3)
+    synthetic.produce(producer, topic, sentinel)
+    assert len(ses.wait_for(2)) >= 2, worker.tail()
+    assert worker.wait_until(lambda: pending(db) == 0), worker.tail()
+
+    sent = ses.sent()
+    rides = Counter(m.message["X-Deloton-Alert"] for m in sent)
+    assert rides == {"2001/1": 1, "2002/1": 1}
+    assert all(m.destinations == ["cy@example.com"] for m in sent)
+    assert alert_rows(db) == [(2001, 1, "sent", 1), (2002, 1, "sent", 1)]
+
+
+def test_burst_of_a_thousand_riders_in_danger_sends_a_thousand_emails(
+    alerts_settings: Settings,
+    producer: Producer,
+    worker: Worker,
+    ses: Ses,
+    db: psycopg2.extensions.connection,
+) -> None:
+    n = 1000
+    riders = [synthetic.rider(10_000 + i) for i in range(n)]
+    events = []
+    for i, who in enumerate(riders):
+        events += synthetic.ride(500_000 + i, f"SN{i:05d}", who, [HIGH, HIGH, HIGH])
+    worker.start()
+    synthetic.produce(producer, alerts_settings.topic_events, events)
+
+    sent = ses.wait_for(n, timeout=150)
+    assert worker.wait_until(lambda: worker.events_seen() >= len(events)), worker.tail()
+    assert worker.wait_until(lambda: pending(db) == 0), worker.tail()
+    sent = ses.sent()
+
+    recipients = Counter(m.destinations[0] for m in sent)
+    assert len(sent) == n
+    assert set(recipients) == {who["email_address"] for who in riders}
+    assert max(recipients.values()) == 1
+    rows = alert_rows(db)
+    assert len(rows) == n and {r[2] for r in rows} == {"sent"}
+    published = harness.consume_all(
+        alerts_settings.require_kafka(), alerts_settings.topic_alerts, n
+    )
+    assert (
+        len({(orjson.loads(v)["ride_id"], orjson.loads(v)["episode"]) for _, v, _, _ in published})
+        == n
+    )
