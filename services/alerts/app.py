@@ -26,6 +26,7 @@ import psycopg2
 from services.alerts import codec, metrics, repository
 from services.alerts.episodes import EpisodeRules, apply
 from services.alerts.models import Alert
+from services.alerts.transport import Transport
 from services.common import db
 from services.common.config import Settings
 
@@ -116,6 +117,7 @@ def create_app(
         web_enabled=False,
         **conf,
     )
+    app.transport = Transport(app.conf.broker_consumer, app)  # before anything creates one
     events = app.topic(
         settings.topic_events, key_serializer="raw", value_serializer="raw", partitions=partitions
     )

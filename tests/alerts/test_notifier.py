@@ -25,7 +25,7 @@ from services.alerts.sender import OutboxSender, SendError, SesSender, sender_fa
 from services.common import db as dbmod
 from services.common.config import Settings
 from tests import harness
-from tests.alerts.conftest import SENDER, Ses
+from tests.alerts.support import SENDER, Ses
 
 pytestmark = pytest.mark.postgres
 

@@ -14,7 +14,7 @@ from services.alerts.rules import Thresholds, limits_for
 from services.common.config import Settings
 from tests import harness
 from tests.alerts import synthetic
-from tests.alerts.conftest import Ses, Worker
+from tests.alerts.support import Ses, Worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
