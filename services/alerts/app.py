@@ -69,7 +69,12 @@ class Recorder:
                     self._conn = db.connect(dsn, application_name="alerts")
                 with db.transaction(self._conn):
                     return work(self._conn)
-            except psycopg2.OperationalError as exc:
+            except psycopg2.DataError as exc:
+                # Not retryable: this row can never be written. Keep the stream moving.
+                log.error("alerts database rejected a row", extra={"error": str(exc)})
+                metrics.FAILED.labels("unrecordable").inc()
+                return False
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 log.error("alerts database unavailable", extra={"error": str(exc)})
                 if self._conn is not None:
                     self._conn.close()

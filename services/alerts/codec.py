@@ -11,6 +11,7 @@ from services.alerts.episodes import BikeState, Event
 from services.alerts.models import Alert, Reading, RideEnded, Rider, RideStarted, Seen
 
 IGNORED = None  # an event type this service has no use for
+MAX_HEART_RATE = 400  # above any human rate: a corrupt value, not a reading (fits smallint)
 
 
 class BadEvent(ValueError):
@@ -40,6 +41,8 @@ def parse_event(raw: bytes) -> Event | None:
         kind = doc.get("type")
         if kind == "reading":
             hr = doc["heart_rate"]
+            if hr is not None and not 0 <= int(hr) <= MAX_HEART_RATE:
+                raise ValueError(f"heart_rate {hr} out of bounds")
             return Reading(
                 ride_id=int(doc["ride_id"]),
                 bike_serial=str(doc["bike_serial"]),

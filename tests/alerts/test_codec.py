@@ -80,6 +80,8 @@ def test_other_event_types_are_ignored() -> None:
         (b"[1, 2]", "not_object"),
         (b'{"type": "reading", "ride_id": 1}', "invalid_reading"),
         (orjson.dumps({**RIDE_STARTED, "started_at": "yesterday"}), "invalid_ride_started"),
+        (orjson.dumps(reading(1, 40_000)), "invalid_reading"),
+        (orjson.dumps(reading(1, -5)), "invalid_reading"),
     ],
 )
 def test_bad_input_says_why(raw: bytes, reason: str) -> None:
