@@ -67,8 +67,20 @@ class Banner(NamedTuple):
 class Reject(NamedTuple):
     """Why a line could not be used."""
 
-    reason: str  # bad_json | bad_line | bad_value | orphan | duplicate | out_of_order | unpaired
+    reason: str  # one of REASONS
     detail: str
+
+
+REASONS = {
+    "bad_json": "the message is not a JSON object with a string `log`",
+    "bad_line": "the line is not in the Deloton log grammar",
+    "truncated": "the line was cut short (no trailing newline)",
+    "bad_value": "a value out of range: timestamp, duration, heart rate, rpm, power, rider",
+    "orphan": "a reading of no announced ride (e.g. the bike joined mid-ride)",
+    "duplicate": "a line seen before",
+    "out_of_order": "a reading older than one already written for its ride",
+    "unpaired": "a Ride line without its Telemetry line, or the reverse",
+}
 
 
 Parsed = RideLine | TelemetryLine | SystemLine | Announcement | Banner | Reject

@@ -20,17 +20,34 @@ from services.ingest.models import (
     TelemetryLine,
 )
 
+# ASCII digits only (re.ASCII below): `\d` would also accept e.g. Devanagari digits, which
+# neither Python's datetime nor PostgreSQL read.
 _TS = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?) (\w+ v\d+): "
+_INT = r"(-?\d+)"
 _NUM = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|-?inf|nan)"
+# Longer numbers are absurd values; checking the length first keeps int() away from its
+# digit limit (4,300), where it raises instead of converting.
+_MAX_DIGITS = 12
 # Ride and Telemetry lines are 99.8% of the feed: one regex decides and splits both.
 _READING_RE = re.compile(
-    _TS + r"\[INFO\]: (?:Ride - duration = " + _NUM + r"; resistance = (-?\d+)"
-    r"|Telemetry - hrt = (-?\d+); rpm = (-?\d+); power = " + _NUM + r")\n?\Z"
+    _TS
+    + r"\[INFO\]: (?:Ride - duration = "
+    + _NUM
+    + r"; resistance = "
+    + _INT
+    + r"|Telemetry - hrt = "
+    + _INT
+    + r"; rpm = "
+    + _INT
+    + r"; power = "
+    + _NUM
+    + r")\n\Z",
+    re.ASCII,
 )
-_SYSTEM_RE = re.compile(_TS + r"\[SYSTEM\] data = (\{.*\})\n?\Z", re.S)
-_GETTING_RE = re.compile(_TS + r"Getting user data from server\.\.\n?\Z")
-_BANNER_NEW_RIDE = "--------- beginning of a new ride"
-_BANNER_MAIN = "--------- beginning of main"
+_SYSTEM_RE = re.compile(_TS + r"\[SYSTEM\] data = (\{.*\})\n\Z", re.S | re.ASCII)
+_GETTING_RE = re.compile(_TS + r"Getting user data from server\.\.\n\Z", re.ASCII)
+_BANNER_NEW_RIDE = "--------- beginning of a new ride\n"
+_BANNER_MAIN = "--------- beginning of main\n"
 
 TITLES = {"mr", "mrs", "miss", "ms", "mx", "dr", "prof", "sir", "dame", "rev"}
 _MIN_DATE = datetime(1900, 1, 1, tzinfo=UTC)
@@ -96,10 +113,13 @@ class Parser:
             if m.group(3) is not None:
                 return _ride(ts, m.group(2), m.group(3), m.group(4))
             return _telemetry(ts, m.group(2), m.group(5), m.group(6), m.group(7))
-        stripped = line.rstrip("\n")
-        if stripped == _BANNER_NEW_RIDE:
+        if not line.endswith("\n"):
+            # Every line of the feed ends with a newline: without it the line was cut short,
+            # and a cut Ride or Telemetry line could still look like a valid, wrong, value.
+            return Reject("truncated", "line does not end with a newline")
+        if line == _BANNER_NEW_RIDE:
             return Announcement(None, None)
-        if stripped == _BANNER_MAIN:
+        if line == _BANNER_MAIN:
             return Banner()
         m = _SYSTEM_RE.match(line)
         if m is not None:
@@ -119,6 +139,8 @@ class Parser:
 
 
 def _ride(ts: str, model: str, duration: str, resistance: str) -> RideLine | Reject:
+    if len(duration) > 40 or len(resistance) > _MAX_DIGITS:
+        return Reject("bad_value", f"duration {duration[:20]}; resistance {resistance[:20]}")
     d = float(duration)
     if not (0.0 <= d <= MAX_ELAPSED_S) or d != int(d):
         return Reject("bad_value", f"duration {duration}")
@@ -129,6 +151,8 @@ def _ride(ts: str, model: str, duration: str, resistance: str) -> RideLine | Rej
 
 
 def _telemetry(ts: str, model: str, hrt: str, rpm: str, power: str) -> TelemetryLine | Reject:
+    if max(len(hrt), len(rpm)) > _MAX_DIGITS or len(power) > 60:
+        return Reject("bad_value", f"hrt {hrt[:20]}; rpm {rpm[:20]}; power {power[:20]}")
     h = int(hrt)
     if not 0 <= h <= MAX_HEART_RATE:
         return Reject("bad_value", f"heart rate {hrt}")

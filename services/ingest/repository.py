@@ -157,9 +157,8 @@ def end_rides(cur: Cursor, *, ends: dict[int, str]) -> None:
         return
     execute_values(
         cur,
-        "UPDATE daily.rides AS r SET ended_at = v.ended_at::timestamptz "
-        "FROM (VALUES %s) AS v (ride_id, ended_at) "
-        "WHERE r.ride_id = v.ride_id AND r.ended_at IS DISTINCT FROM v.ended_at::timestamptz",
+        "UPDATE daily.rides AS r SET ended_at = GREATEST(r.ended_at, v.ended_at::timestamptz) "
+        "FROM (VALUES %s) AS v (ride_id, ended_at) WHERE r.ride_id = v.ride_id",
         [(rid, ts + "+00") for rid, ts in sorted(ends.items())],
     )
 

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,15 @@ from services.ingest.sessionizer import Sessionizer
 log = logging.getLogger(__name__)
 
 _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+@dataclass
+class WriteJob:
+    """A batch and what was snapshotted for it when it was handed to the writer."""
+
+    batch: Batch
+    expected: dict[tuple[str, int], int | None]
+    states: dict[int, dict[str, Any]]
 
 
 @dataclass
@@ -72,10 +82,13 @@ class IngestService:
         self.batch = Batch()
         self._published = 0  # events of self.batch already handed to the producer
         self._rejects_published = 0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
+        self._inflight: tuple[Batch, Future[None], float] | None = None
 
     # --- assignment ------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._wait_write()
         tps = [(tp.topic, tp.partition) for tp in partitions]
         offsets, states = self._load(tps)
         for tp in partitions:
@@ -88,7 +101,7 @@ class IngestService:
         log.info("assigned", extra={"partitions": [f"{t}[{p}]" for t, p in tps]})
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        self.flush()
+        self.flush(wait=True)
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
             with contextlib.suppress(KeyError):
@@ -130,6 +143,8 @@ class IngestService:
             while not self.stop.is_set():
                 msgs = self.consumer.consume(min(10_000, s.ingest_batch_size), 0.05)
                 now = time.monotonic()
+                if self._inflight is not None and self._inflight[1].done():
+                    self._wait_write()
                 if msgs:
                     last_msg = now
                     self._process(msgs)
@@ -146,6 +161,7 @@ class IngestService:
                 if (
                     until_idle is not None
                     and not msgs
+                    and self._inflight is None
                     and self.positions
                     and now - last_msg >= until_idle
                     and self._caught_up()
@@ -153,7 +169,7 @@ class IngestService:
                     break
         finally:
             try:
-                self.flush()
+                self.flush(wait=True)
             finally:
                 self.close()
         return self.stats
@@ -247,35 +263,45 @@ class IngestService:
 
     # --- the sink --------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Commit the current batch: events acknowledged, then one database transaction."""
+    def flush(self, wait: bool = False) -> None:
+        """Hand the current batch to the writer; with `wait`, also wait until it committed.
+
+        Events are acknowledged by the broker before the batch is handed over, so a committed
+        row always has its event published (at least once). One batch at most is in flight:
+        batches commit in order and each one's expected offsets are its predecessor's.
+        """
         batch = self.batch
-        if not batch.messages:
-            return
-        started = time.monotonic()
-        self._publish()
-        if self.producer is not None:
-            while self.producer.flush(10) > 0:
-                log.warning("events not yet acknowledged by the broker; waiting")
-        backoff = 0.5
-        while True:
-            try:
-                self._write(batch)
-                break
-            except repository.FencedError as exc:
-                metrics.FENCED.inc()
-                log.warning("batch dropped, partitions moved: %s", exc)
-                self._reseek()
+        if batch.messages:
+            started = time.monotonic()
+            self._publish()
+            if self.producer is not None:
+                while self.producer.flush(10) > 0:
+                    log.warning("events not yet acknowledged by the broker; waiting")
+            job = self._prepare(batch)
+            self._wait_write()
+            if self.batch is batch:  # not discarded by a re-seek while waiting
+                for tp, offset in batch.offsets.items():
+                    self.positions[tp] = offset
+                self._inflight = (batch, self._writer.submit(self._write, job), started)
                 self._reset_batch()
-                return
-            except _DB_ERRORS as exc:
-                metrics.DB_RETRIES.inc()
-                self._reconnect(exc, backoff)
-                backoff = min(backoff * 2, 30)
-        for (topic, partition), offset in batch.offsets.items():
-            self.positions[(topic, partition)] = offset
+        if wait:
+            self._wait_write()
+
+    def _wait_write(self) -> None:
+        """Collect the batch in flight: account for it, or re-seek if it was fenced."""
+        if self._inflight is None:
+            return
+        batch, future, started = self._inflight
+        self._inflight = None
+        try:
+            future.result()
+        except repository.FencedError as exc:
+            metrics.FENCED.inc()
+            log.warning("batch dropped, partitions moved: %s", exc)
+            self._reset_batch()
+            self._reseek()
+            return
         self._commit_kafka(batch)
-        elapsed = time.monotonic() - started
         self.stats.readings += len(batch.readings)
         self.stats.rejects += len(batch.rejects)
         self.stats.batches += 1
@@ -286,26 +312,38 @@ class IngestService:
         for r in batch.rejects:
             metrics.REJECTED.labels(r.reason).inc()
         metrics.BATCH_SIZE.observe(batch.messages)
-        metrics.BATCH_SECONDS.observe(elapsed)
-        self._reset_batch()
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
 
     def _reset_batch(self) -> None:
         self.batch = Batch()
         self._published = 0
         self._rejects_published = 0
 
-    def _write(self, batch: Batch) -> None:
+    def _prepare(self, batch: Batch) -> WriteJob:
+        """Snapshot what the writer needs while the sessioniser moves on (main thread)."""
+        partitions = {b.partition for k in batch.dirty if (b := self.sessions.bikes.get(k))}
+        states = {p: self.sessions.dump_partition(p, batch.dirty) for p in partitions}
         expected = {tp: self.positions.get(tp) for tp in batch.offsets}
-        states: dict[int, dict[str, Any]] = {}
-        bikes = self.sessions.bikes
-        for key in batch.dirty:
-            bike = bikes.get(key)
-            if bike is not None:
-                states.setdefault(bike.partition, {})
-        for p in states:
-            states[p] = self.sessions.dump_partition(p, batch.dirty)
+        return WriteJob(batch, expected, states)
+
+    def _write(self, job: WriteJob) -> None:
+        """One transaction for the whole batch, retried on connection loss (writer thread)."""
+        backoff = 0.5
+        while True:
+            try:
+                self._write_once(job)
+                return
+            except _DB_ERRORS as exc:
+                metrics.DB_RETRIES.inc()
+                self._reconnect(exc, backoff)
+                backoff = min(backoff * 2, 30)
+
+    def _write_once(self, job: WriteJob) -> None:
+        batch = job.batch
         with db.transaction(self.conn) as cur:
-            repository.advance_offsets(cur, group=self.group, expected=expected, new=batch.offsets)
+            repository.advance_offsets(
+                cur, group=self.group, expected=job.expected, new=batch.offsets
+            )
             repository.upsert_bikes(cur, bikes=batch.bikes)
             repository.upsert_riders(cur, riders=batch.riders)
             repository.insert_rides(cur, rides=batch.rides)
@@ -317,7 +355,7 @@ class IngestService:
             repository.copy_readings(cur, lines=batch.readings)
             repository.drop_deleted(cur, ride_ids=batch.ride_ids)
             repository.insert_rejects(cur, rejects=batch.rejects)
-            repository.save_state(cur, group=self.group, states=states)
+            repository.save_state(cur, group=self.group, states=job.states)
         self.known_hours |= batch.hours
 
     def _commit_kafka(self, batch: Batch) -> None:
@@ -366,6 +404,7 @@ class IngestService:
         try:
             self.consumer.close()
         finally:
+            self._writer.shutdown(wait=True)
             if self.producer is not None:
                 self.producer.flush(10)
             self.conn.close()

@@ -43,7 +43,10 @@ def ride_id_for(bike_serial: str, started_at: str) -> int:
 
 
 def _full_ts(ts: str) -> str:
-    return ts if len(ts) == 26 else (ts + ".000000")[:26] if "." in ts else ts + ".000000"
+    """The timestamp with all six fraction digits, so equal instants compare equal."""
+    if len(ts) == 26:
+        return ts
+    return (ts + "000000")[:26] if "." in ts else ts + ".000000"
 
 
 def _to_dt(ts: str) -> datetime:
@@ -140,7 +143,7 @@ class Sessionizer:
         elif cls is TelemetryLine:
             self._telemetry_line(batch, bike, rec, src)  # type: ignore[arg-type]
         elif cls is SystemLine:
-            self._system_line(batch, bike, rec)  # type: ignore[arg-type]
+            self._system_line(batch, bike, rec, src)  # type: ignore[arg-type]
         elif cls is Announcement:
             self._announcement(batch, bike, rec)  # type: ignore[arg-type]
         else:
@@ -204,7 +207,7 @@ class Sessionizer:
                 batch, ssrc, "unpaired", f"no Ride line for Telemetry at {stale.ts}", bike.key
             )
 
-    def _system_line(self, batch: Batch, bike: Bike, rec: SystemLine) -> None:
+    def _system_line(self, batch: Batch, bike: Bike, rec: SystemLine, src: Source) -> None:
         bike.model = rec.model
         rider = rec.rider
         serial = (
@@ -216,15 +219,23 @@ class Sessionizer:
         current = bike.ride
         bike.announced = False
         if current is not None and current.ride_id == ride_id:
-            return  # the same SYSTEM line again (a duplicate): the ride is open already
+            self._reject(
+                batch, src, "duplicate", f"SYSTEM line of the open ride {ride_id}", bike.key
+            )
+            return
         if current is not None and current.started_at > rec.ts:
             # A late SYSTEM line (split topics): its ride precedes the open one.
             if bike.prev is None or bike.prev.started_at < rec.ts:
                 bike.prev = Ride(ride_id, serial, rider.user_id, rec.ts)
                 self._open(batch, bike, bike.prev, rider, rec)
+            else:
+                reason = "duplicate" if bike.prev.ride_id == ride_id else "out_of_order"
+                self._reject(
+                    batch, src, reason, f"SYSTEM line older than ride {current.ride_id}", bike.key
+                )
             return
         if current is not None:
-            self._close(batch, bike, current, current.last_ts or rec.ts, "next_ride")
+            self._close(batch, bike, current, current.last_ts or current.started_at, "next_ride")
             bike.prev = current
         if not self.split:
             self._flush_pending(batch, bike, "unpaired")
@@ -249,6 +260,8 @@ class Sessionizer:
         self, batch: Batch, bike: Bike, r: RideLine, t: TelemetryLine, rsrc: Source, tsrc: Source
     ) -> None:
         ts = t.ts
+        if ts > self.partition_now.get(bike.partition, ""):
+            self.partition_now[bike.partition] = ts  # event time moves on, held or not
         ride = bike.ride
         if bike.announced:
             self._reject_pair(
@@ -306,8 +319,8 @@ class Sessionizer:
         ride.last_ts = ts
         if ts > bike.last_ts:
             bike.last_ts = ts
-            if ts > self.partition_now.get(bike.partition, ""):
-                self.partition_now[bike.partition] = ts
+        if ride is bike.prev and ts > batch.ride_ends.get(ride.ride_id, ""):
+            batch.ride_ends[ride.ride_id] = ts  # a late tail of a closed ride moves its end
         batch.ride_ids.add(ride.ride_id)
         hr = t.heart_rate
         batch.readings.append(
@@ -387,7 +400,7 @@ class Sessionizer:
             if ride is None or cutoff is None:
                 continue
             last = ride.last_ts or ride.started_at
-            if last < cutoff:
+            if _full_ts(last) < cutoff:
                 self._close(batch, bike, ride, last, "silence")
                 bike.prev, bike.ride = ride, None
                 self._flush_pending(batch, bike, "unpaired")
@@ -466,7 +479,8 @@ def _bike_key(key: bytes | None, partition: int) -> str:
         try:
             text = key.decode()
         except UnicodeDecodeError:
-            text = key.decode("utf-8", "replace")
+            # Replacement characters would merge distinct keys into one bike: use the bytes.
+            text = "0x" + key.hex()
         if len(text) <= 100 and text.isprintable():
             return text
     # Without a usable key the partition is the bike (the historical single stream).

@@ -380,12 +380,6 @@ def test_duplicated_pair_is_rejected_and_written_once(sample: list[bytes]) -> No
     assert run.batch.readings == sample_copy_lines(sample)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_system_line drops a SYSTEM line older than the open ride without a reject when "
-    "the previous ride is not older than it (e.g. the previous ride's SYSTEM line delivered "
-    "again): the message is neither a ride nor a reject, so it goes unaccounted for",
-)
 def test_system_line_of_the_previous_ride_again_is_a_duplicate() -> None:
     a, b = T0, T0 + timedelta(seconds=20)
     system_a = announce(a)[2]
@@ -504,12 +498,6 @@ def test_next_system_line_closes_the_previous_ride() -> None:
     assert run.batch.rejects == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a ride without readings closed by the next SYSTEM line ends at the next ride's "
-    "start (_close(current, current.last_ts or rec.ts)), while close_silent ends the same "
-    "ride at its own start: an empty ride gets the whole idle gap as its duration",
-)
 def test_ride_without_readings_ends_when_it_started() -> None:
     a, b = T0, T0 + timedelta(hours=3)
     run = Run().feed(announce(a) + ride(b, 1))
@@ -562,12 +550,6 @@ def test_silence_of_exactly_the_setting_keeps_the_ride_open() -> None:
     assert run.s.close_silent(run.batch, {0: stamp(last + timedelta(seconds=60))}, 60) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close_silent compares the last reading's raw text with a cutoff formatted with "
-    "'.%f': a last timestamp without microseconds ('... 09:00:01') sorts before '... "
-    "09:00:01.000000', so a ride silent for exactly silence_s is closed",
-)
 def test_silence_of_exactly_the_setting_keeps_the_ride_open_without_microseconds() -> None:
     start = T0.replace(microsecond=0)
     ride_line = f"{stamp(start + HALF)} {MODEL}: [INFO]: Ride - duration = 1.0; resistance = 1\n"
@@ -676,11 +658,6 @@ def test_the_key_names_the_bike_not_the_line(sample: list[bytes]) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_bike_key decodes a non-UTF-8 key with errors='replace': distinct keys such as "
-    "b'SN\\xff1' and b'SN\\xfe1' both become 'SN\\ufffd1', one bike, and their rides collide",
-)
 def test_distinct_non_utf8_keys_are_distinct_bikes(sample: list[bytes]) -> None:
     run = Run()
     for key, v in interleave([(b"SN\xff1", v) for v in sample], [(b"SN\xfe1", v) for v in sample]):
@@ -714,11 +691,6 @@ def test_ride_id_of_a_timestamp_without_microseconds() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_full_ts pads a short fraction with (ts + '.000000')[:26], giving "
-    "'2024-03-01 09:00:00.5.0000' instead of '...00.500000': the same instant gets two ids",
-)
 def test_ride_id_of_a_short_fraction_is_that_of_the_same_instant() -> None:
     assert ride_id_for("SN1", "2024-03-01 09:00:00.5") == ride_id_for(
         "SN1", "2024-03-01 09:00:00.500000"
@@ -911,12 +883,6 @@ def test_split_late_tail_goes_to_the_previous_ride() -> None:
     assert a_id in run.batch.ride_ends
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a late tail written to the previous ride (split topics) does not move that ride's "
-    "end: ride_ends keeps the last reading before the next SYSTEM line, so the ride ends "
-    "before its last reading and no corrected ride_ended event follows",
-)
 def test_split_late_tail_moves_the_end_of_the_previous_ride() -> None:
     a, b = T0, T0 + timedelta(seconds=15)
     run = split_run()
@@ -952,13 +918,6 @@ def test_split_expire_held_ignores_other_partitions() -> None:
     assert run.batch.rejects == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Sessionizer.partition_now only advances when a reading is written: on a partition "
-    "where every reading is held, expire_held(batch, sessionizer.partition_now) (what the "
-    "service's tick passes) never expires them, while later readings of the same bike are "
-    "orphaned on arrival once the hold span is exceeded",
-)
 def test_split_held_readings_expire_with_the_sessionizers_own_clock() -> None:
     run = split_run()
     run.feed(pairs(T0, 1, 60), topic=TELEMETRY_TOPIC)
@@ -997,12 +956,6 @@ def test_split_state_round_trip_with_held_readings() -> None:
 # --- robustness ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the parser accepts non-ASCII digits in a timestamp's fraction (\\d is Unicode); "
-    "the sessioniser's datetime.fromisoformat then raises ValueError while fitting the reading",
-)
 def test_non_ascii_digits_in_a_timestamp_never_make_process_raise() -> None:
     line = f"{stamp(T0 + timedelta(seconds=5))[:20]}९२२४५१ {MODEL}: [INFO]: Telemetry - hrt = 1; rpm = 1; power = 1.0\n"
     run = Run().feed([*ride(T0, 2), pair(T0, 5)[0], value(line)])
