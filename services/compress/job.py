@@ -133,19 +133,22 @@ class _Job:
     def summarise(self) -> None:
         """Summaries (and their riders) for finished rides, one transaction per batch."""
         quiet_since = self.now - timedelta(seconds=self.cfg.ride_silence_s)
-        after: int | None = None
+        after: tuple[datetime, int] | None = None
         while True:
             with transaction(self.conn) as cur:
-                ids = repo.finished_unsummarised_rides(
-                    cur, quiet_since=quiet_since, after_ride_id=after, limit=self._batch
+                repo.disable_jit(cur)
+                batch = repo.finished_unsummarised_rides(
+                    cur, quiet_since=quiet_since, after=after, limit=self._batch
                 )
-                if not ids:
+                if batch is None:
                     break
-                self.result.riders_upserted += repo.upsert_riders_of_rides(cur, ride_ids=ids)
-                written = repo.insert_ride_summaries(cur, ride_ids=ids)
+                self.result.riders_upserted += repo.upsert_riders_of_rides(
+                    cur, ride_ids=batch.ride_ids
+                )
+                written = repo.insert_ride_summaries(cur, batch=batch)
             self.result.rides_summarised += written
             self.result.summary_batches += 1
-            after = ids[-1]
+            after = batch.last
             self.hook("summarise", written)
         with transaction(self.conn) as cur:
             self.result.tombstoned_summaries_purged = repo.purge_tombstoned_summaries(cur)
@@ -198,24 +201,25 @@ class _Job:
     def delete_rows(self) -> None:
         """Delete settled rides' readings before the cutoff, then drained rides and alerts."""
         skip = [(p.start, p.end) for p in self.busy]
-        after: int | None = None
+        after: tuple[datetime, int] | None = None
         while True:
             with transaction(self.conn) as cur:
-                ids = repo.settled_rides_started_before(
-                    cur, cutoff=self.cutoff, after_ride_id=after, limit=self._batch
+                repo.disable_jit(cur)
+                batch = repo.settled_rides_started_before(
+                    cur, cutoff=self.cutoff, after=after, limit=self._batch
                 )
-                if not ids:
+                if batch is None:
                     break
                 deleted = repo.delete_readings_before(
-                    cur, ride_ids=ids, cutoff=self.cutoff, skip_ranges=skip
+                    cur, batch=batch, cutoff=self.cutoff, skip_ranges=skip
                 )
-                removed = repo.remove_drained_rides(cur, ride_ids=ids)
+                removed = repo.remove_drained_rides(cur, ride_ids=batch.ride_ids)
             self.result.readings_deleted += deleted
             self.result.rides_removed += removed.rides
             self.result.alerts_removed += removed.alerts
             self.result.alert_counts_updated += removed.alert_counts_updated
             self.result.delete_batches += 1
-            after = ids[-1]
+            after = batch.last
             self.hook("delete_rows", deleted)
         with transaction(self.conn) as cur:
             self.result.alerts_removed += repo.delete_orphan_alerts_of_tombstoned(

@@ -67,29 +67,75 @@ def set_lock_timeout(cur: Cursor, *, ms: int) -> None:
 # --- summarise ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RideBatch:
+    """A batch of ride ids, the time range their readings lie in, and where the next starts.
+
+    A bike carries one ride at a time and ingest files a reading under the ride whose start
+    it follows, so a ride's readings lie between its start and the start of the bike's next
+    ride (open-ended while there is none). Bounding the readings queries by that range lets
+    PostgreSQL skip every other hourly partition; batches are taken in start order so each
+    one's range stays short.
+    """
+
+    ride_ids: list[int]
+    readings_from: datetime
+    readings_before: datetime | None
+    last: tuple[datetime, int]
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, datetime, datetime | None]]) -> RideBatch | None:
+        """From (ride_id, started_at, next_started_at) rows in start order; None when empty."""
+        if not rows:
+            return None
+        nexts = [row[2] for row in rows]
+        return cls(
+            ride_ids=[row[0] for row in rows],
+            readings_from=min(row[1] for row in rows),
+            readings_before=None if any(n is None for n in nexts) else max(n for n in nexts if n),
+            last=(rows[-1][1], rows[-1][0]),
+        )
+
+
+# The start of the bike's next ride: where a ride's readings end at the latest.
+_NEXT_START = """(SELECT min(n.started_at) FROM daily.rides n
+                  WHERE n.bike_serial = d.bike_serial AND n.started_at > d.started_at)"""
+_AFTER = """(%(after_ts)s::timestamptz IS NULL
+             OR (d.started_at, d.ride_id) > (%(after_ts)s::timestamptz, %(after_id)s))"""
+
+
+def _keyset(after: tuple[datetime, int] | None) -> dict[str, object]:
+    return {"after_ts": after[0] if after else None, "after_id": after[1] if after else None}
+
+
+def disable_jit(cur: Cursor) -> None:
+    """Turn JIT off for this transaction: compiling costs more than these batch statements run."""
+    cur.execute("SELECT set_config('jit', 'off', true)")
+
+
 def finished_unsummarised_rides(
-    cur: Cursor, *, quiet_since: datetime, after_ride_id: int | None, limit: int
-) -> list[int]:
-    """The next `limit` ride ids (ascending, above `after_ride_id`) that are finished and unsettled.
+    cur: Cursor, *, quiet_since: datetime, after: tuple[datetime, int] | None, limit: int
+) -> RideBatch | None:
+    """The next `limit` finished, unsettled rides in (started_at, ride_id) order after `after`.
 
     Finished: ingest set ended_at, or nothing was recorded for the ride since `quiet_since`
     (now - ride_silence_s; covers an ingest that stopped mid-ride).
     """
     cur.execute(
         f"""
-        SELECT d.ride_id FROM daily.rides d
-        WHERE (%(after)s IS NULL OR d.ride_id > %(after)s)
+        SELECT d.ride_id, d.started_at, {_NEXT_START} FROM daily.rides d
+        WHERE {_AFTER}
           AND (d.ended_at IS NOT NULL
                OR (d.started_at < %(quiet)s
                    AND NOT EXISTS (SELECT 1 FROM daily.readings r
                                    WHERE r.ride_id = d.ride_id AND r.recorded_at >= %(quiet)s)))
           AND {_UNSETTLED.format(d="d")}
-        ORDER BY d.ride_id
+        ORDER BY d.started_at, d.ride_id
         LIMIT %(limit)s
         """,
-        {"after": after_ride_id, "quiet": quiet_since, "limit": limit},
+        {**_keyset(after), "quiet": quiet_since, "limit": limit},
     )
-    return [row[0] for row in cur.fetchall()]
+    return RideBatch.from_rows(cur.fetchall())
 
 
 def upsert_riders_of_rides(cur: Cursor, *, ride_ids: list[int]) -> int:
@@ -103,7 +149,7 @@ def upsert_riders_of_rides(cur: Cursor, *, ride_ids: list[int]) -> int:
     return cur.rowcount
 
 
-def insert_ride_summaries(cur: Cursor, *, ride_ids: list[int]) -> int:
+def insert_ride_summaries(cur: Cursor, *, batch: RideBatch) -> int:
     """Write one historical.rides row per ride not yet there nor tombstoned; return rows written.
 
     A ride without ended_at (closed here by silence) ends at its last reading. Heart rate NULL
@@ -134,7 +180,9 @@ def insert_ride_summaries(cur: Cursor, *, ride_ids: list[int]) -> int:
                    avg(rpm)::double precision AS avg_rpm,
                    avg(resistance)::double precision AS avg_resistance,
                    max(recorded_at) AS last_at
-            FROM daily.readings WHERE ride_id = ANY(%(ids)s)
+            FROM daily.readings
+            WHERE ride_id = ANY(%(ids)s) AND recorded_at >= %(from)s
+              AND (%(before)s::timestamptz IS NULL OR recorded_at < %(before)s::timestamptz)
             GROUP BY ride_id
         ) r ON r.ride_id = d.ride_id
         LEFT JOIN (
@@ -148,7 +196,7 @@ def insert_ride_summaries(cur: Cursor, *, ride_ids: list[int]) -> int:
           AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = d.ride_id)
         ON CONFLICT (ride_id) DO NOTHING
         """,
-        {"ids": ride_ids},
+        {"ids": batch.ride_ids, "from": batch.readings_from, "before": batch.readings_before},
     )
     return cur.rowcount
 
@@ -252,39 +300,40 @@ def drop_partition(cur: Cursor, *, partition: Partition) -> None:
 
 
 def settled_rides_started_before(
-    cur: Cursor, *, cutoff: datetime, after_ride_id: int | None, limit: int
-) -> list[int]:
-    """The next `limit` settled daily ride ids (ascending) that started before `cutoff`."""
+    cur: Cursor, *, cutoff: datetime, after: tuple[datetime, int] | None, limit: int
+) -> RideBatch | None:
+    """The next `limit` settled daily rides that started before `cutoff`, in start order."""
     cur.execute(
-        f"""SELECT d.ride_id FROM daily.rides d
-            WHERE (%(after)s IS NULL OR d.ride_id > %(after)s) AND d.started_at < %(cutoff)s
-              AND {_SETTLED.format(d="d")}
-            ORDER BY d.ride_id LIMIT %(limit)s""",
-        {"after": after_ride_id, "cutoff": cutoff, "limit": limit},
+        f"""SELECT d.ride_id, d.started_at, {_NEXT_START} FROM daily.rides d
+            WHERE {_AFTER} AND d.started_at < %(cutoff)s AND {_SETTLED.format(d="d")}
+            ORDER BY d.started_at, d.ride_id LIMIT %(limit)s""",
+        {**_keyset(after), "cutoff": cutoff, "limit": limit},
     )
-    return [row[0] for row in cur.fetchall()]
+    return RideBatch.from_rows(cur.fetchall())
 
 
 def delete_readings_before(
     cur: Cursor,
     *,
-    ride_ids: list[int],
+    batch: RideBatch,
     cutoff: datetime,
     skip_ranges: list[tuple[datetime, datetime]],
 ) -> int:
-    """Delete these rides' readings recorded before `cutoff`, outside `skip_ranges`; return count.
+    """Delete the batch's readings recorded before `cutoff`, outside `skip_ranges`; return count.
 
     skip_ranges are partitions whose DROP is only postponed (lock busy): deleting their rows
     one by one would waste the cheap drop the next run will do.
     """
     cur.execute(
         """DELETE FROM daily.readings r
-           WHERE r.ride_id = ANY(%(ids)s) AND r.recorded_at < %(cutoff)s
+           WHERE r.ride_id = ANY(%(ids)s) AND r.recorded_at >= %(from)s
+             AND r.recorded_at < %(cutoff)s
              AND NOT EXISTS (
                  SELECT 1 FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS s(lo, hi)
                  WHERE r.recorded_at >= s.lo AND r.recorded_at < s.hi)""",
         {
-            "ids": ride_ids,
+            "ids": batch.ride_ids,
+            "from": batch.readings_from,
             "cutoff": cutoff,
             "lo": [lo for lo, _ in skip_ranges],
             "hi": [hi for _, hi in skip_ranges],
