@@ -38,6 +38,7 @@ class CompressResult:
     """What one run did; `as_dict` is the structured JSON the CLI prints and Lambda logs."""
 
     status: str = "ok"  # ok | skipped (another run holds the lock)
+    reason: str | None = None
     now: str = ""
     retention_cutoff: str = ""
     rides_summarised: int = 0
@@ -45,7 +46,8 @@ class CompressResult:
     riders_upserted: int = 0
     tombstoned_summaries_purged: int = 0
     partitions_dropped: int = 0
-    readings_dropped: int = 0
+    readings_dropped_estimate: int = 0  # from the catalogue: counting would read what DROP spares
+    bytes_dropped: int = 0
     partitions_kept_unsettled: int = 0
     partitions_busy: int = 0
     readings_deleted: int = 0
@@ -103,7 +105,9 @@ class _Job:
             locked = repo.try_lock(cur)
         if not locked:
             self.result.status = "skipped"
-            log.warning("another compress run holds the lock; nothing done")
+            self.result.reason = "another compress run holds the lock; nothing done"
+            self.result.seconds["total"] = round(time.perf_counter() - started, 3)
+            log.warning(self.result.reason)
             return self.result
         try:
             self._timed("summarise", self.summarise)
@@ -168,12 +172,13 @@ class _Job:
                 if repo.partition_holds_unsettled(cur, partition=part):
                     self.result.partitions_kept_unsettled += 1
                     continue
-                rows = repo.count_partition_rows(cur, partition=part)
+                size = repo.partition_size(cur, partition=part)
             outcome = self._drop_one(part)
             if outcome == "dropped":
                 self.result.partitions_dropped += 1
-                self.result.readings_dropped += rows
-                self.hook("drop_partition", rows)
+                self.result.readings_dropped_estimate += size.rows_estimate
+                self.result.bytes_dropped += size.bytes
+                self.hook("drop_partition", size.rows_estimate)
             elif outcome == "unsettled":
                 self.result.partitions_kept_unsettled += 1
             else:

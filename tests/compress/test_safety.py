@@ -97,6 +97,7 @@ def test_second_concurrent_run_exits_saying_so(conn, compress_settings, database
     finally:
         holder.close()
     assert result.status == "skipped" and result.rides_summarised == 0
+    assert "another compress run holds the lock" in (result.reason or "")
     assert _state(conn) == before
     assert run(conn, now=NOW, settings=compress_settings).status == "ok"
 

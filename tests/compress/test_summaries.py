@@ -103,3 +103,22 @@ def test_rider_details_latest_wins(conn, compress_settings):
     with conn.cursor() as cur:
         cur.execute("SELECT user_id, first_name, city FROM historical.riders ORDER BY 1")
         assert cur.fetchall() == [(1, "New", "Hull"), (2, "Newer", "Leeds")]
+
+
+def test_readings_after_ended_at_up_to_the_next_ride_count(conn, compress_settings):
+    # Ingest may file a late reading under the previous ride after closing it; it still lies
+    # before the next ride's start on the bike, which is as far as compress looks.
+    with conn, conn.cursor() as cur:
+        add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
+        tail = write_ride(cur, 41, 1, started_at=at("2026-11-20 08:59:00"), seconds=1260)
+        cur.execute(
+            "UPDATE daily.rides SET ended_at = %s WHERE ride_id = 41", (at("2026-11-20 09:05:00"),)
+        )
+        nxt = write_ride(cur, 42, 1, started_at=at("2026-11-20 09:20:05"), seconds=30)
+    run(conn, now=NOW, settings=compress_settings)
+    with conn.cursor() as cur:
+        stored = stored_summaries(cur)
+    tail.ended_at = at("2026-11-20 09:05:00")
+    assert stored[41]["readings_count"] == 1260
+    assert_summary(stored[41], expected_summary(tail))
+    assert_summary(stored[42], expected_summary(nxt))
