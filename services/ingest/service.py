@@ -198,7 +198,11 @@ class IngestService:
         if now:
             self.sessions.close_silent(self.batch, now, self.settings.ride_silence_s)
             if self.settings.ingest_split_topics:
-                self.sessions.expire_held(self.batch, now)
+                bikes_topic = self.settings.topic_bikes
+                caught_up = {
+                    p for t, p in self.positions if t == bikes_topic and self._lag(t, p) == 0
+                }
+                self.sessions.expire_held(self.batch, now, caught_up)
         for (topic, partition), _ in list(self.positions.items()):
             lag = self._lag(topic, partition)
             if lag is not None:

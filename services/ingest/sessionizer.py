@@ -33,7 +33,8 @@ from services.ingest.parser import Parser
 # can collide with it; JSON-safe, unlike NUL, so it can live in the jsonb state.
 _PARTITION_BIKE = "\x1fp"
 _NULL = "\\N"  # NULL in COPY text format
-MAX_PENDING = 4  # half-pairs kept per bike before the oldest is declared unpaired
+MAX_PENDING = 4
+MAX_HELD = 3600  # readings held per bike while its SYSTEM line may be late (split topics)  # half-pairs kept per bike before the oldest is declared unpaired
 
 
 def ride_id_for(bike_serial: str, started_at: str) -> int:
@@ -111,6 +112,9 @@ class Sessionizer:
         self.publish = publish_events
         self.bikes: dict[str, Bike] = {}
         self.partition_now: dict[int, str] = {}  # latest event time seen per partition
+        # Split topics: latest event time read from the bike topic, per partition. Once it has
+        # passed a held reading, that reading's SYSTEM line would have been read already.
+        self.announce_now: dict[int, str] = {}
         self._bike_json: dict[str, str] = {}
 
     # --- entry point -----------------------------------------------------------------------
@@ -209,6 +213,8 @@ class Sessionizer:
 
     def _system_line(self, batch: Batch, bike: Bike, rec: SystemLine, src: Source) -> None:
         bike.model = rec.model
+        if rec.ts > self.announce_now.get(bike.partition, ""):
+            self.announce_now[bike.partition] = rec.ts
         rider = rec.rider
         serial = (
             bike.key
@@ -248,6 +254,8 @@ class Sessionizer:
 
     def _announcement(self, batch: Batch, bike: Bike, rec: Announcement) -> None:
         if self.split:
+            if rec.ts and rec.ts > self.announce_now.get(bike.partition, ""):
+                self.announce_now[bike.partition] = rec.ts
             return  # order across topics is unknown; SYSTEM lines and timelines decide
         # Readings from here to the SYSTEM line belong to no known rider. The open ride stays
         # open: the SYSTEM line closes it, unless it turns out to announce that same ride.
@@ -304,8 +312,14 @@ class Sessionizer:
         ):
             self._write(batch, bike, prev, r, t)  # the tail of the previous ride, late
             return
-        if self.split and (not bike.held or _to_dt(ts) - _to_dt(bike.held[0][1].ts) < self.hold):
+        if self.split:
+            # Its SYSTEM line may still be unread on the bike topic: expire_held decides.
             bike.held.append((r, t, rsrc, tsrc))
+            if len(bike.held) > MAX_HELD:
+                _, _, orsrc, otsrc = bike.held.pop(0)
+                self._reject_pair(
+                    batch, bike, orsrc, otsrc, "orphan", "no ride announced for this reading"
+                )
             return
         self._reject_pair(batch, bike, rsrc, tsrc, "orphan", "no ride announced for this reading")
 
@@ -418,23 +432,35 @@ class Sessionizer:
         bike.pending_rides.clear()
         bike.pending_tels.clear()
 
-    def expire_held(self, batch: Batch, partition_now: dict[int, str]) -> None:
-        """Held readings whose ride never showed up within the hold time become orphans."""
+    def expire_held(
+        self, batch: Batch, partition_now: dict[int, str], caught_up: set[int] | None = None
+    ) -> None:
+        """Held readings whose ride cannot show up any more become orphans.
+
+        That is when the bike topic has been read past the reading's time, or when the bike
+        topic is caught up (`caught_up`: partitions at their high watermark; None: all) and
+        the reading is older than the hold time.
+        """
         for bike in self.bikes.values():
-            now = partition_now.get(bike.partition)
+            p = bike.partition
+            now = partition_now.get(p)
             if not bike.held or now is None:
                 continue
-            limit = _to_dt(now) - self.hold
+            limit = _to_dt(now) - self.hold if caught_up is None or p in caught_up else None
+            announced = self.announce_now.get(p)
+            passed = _to_dt(announced) - timedelta(seconds=self.tolerance) if announced else None
             keep = []
             for r, t, rsrc, tsrc in bike.held:
-                if _to_dt(t.ts) < limit:
+                when = _to_dt(t.ts)
+                if (limit is not None and when < limit) or (passed is not None and when < passed):
                     self._reject_pair(
                         batch, bike, rsrc, tsrc, "orphan", "no ride announced for this reading"
                     )
                 else:
                     keep.append((r, t, rsrc, tsrc))
-            bike.held = keep
-            batch.dirty.add(bike.key)
+            if len(keep) != len(bike.held):
+                bike.held = keep
+                batch.dirty.add(bike.key)
 
     def _reject_pair(
         self, batch: Batch, bike: Bike, rsrc: Source, tsrc: Source, reason: str, detail: str

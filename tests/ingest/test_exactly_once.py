@@ -1,0 +1,236 @@
+"""Crashes, restarts, several processes and split topics leave exactly the rows of a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from services.common.config import Settings
+from services.ingest.models import Announcement, Banner
+from services.ingest.parser import Parser
+from services.simulator.fleet import Fleet, FleetConfig
+from services.simulator.models import BIKES, TELEMETRY
+from tests import harness
+from tests.ingest.helpers import produce, run_ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+TABLES = {
+    "readings": "SELECT * FROM daily.readings ORDER BY ride_id, elapsed_s",
+    "rides": "SELECT * FROM daily.rides ORDER BY ride_id",
+    "riders": "SELECT * FROM daily.riders ORDER BY user_id",
+    "bikes": "SELECT * FROM daily.bikes ORDER BY bike_serial",
+    "rejects": "SELECT topic, kafka_partition, kafka_offset, message_key, raw, reason, detail, "
+    "bike_serial FROM daily.rejects ORDER BY topic, kafka_partition, kafka_offset",
+}
+
+
+def snapshot(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row ingest writes, in a stable order."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            out = {}
+            for name, sql in TABLES.items():
+                cur.execute(sql)
+                out[name] = [
+                    tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                    for row in cur.fetchall()
+                ]
+            return out
+    finally:
+        conn.close()
+
+
+def count(dsn: str, sql: str) -> int:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def second_database(pg_server: str, pg_template: str) -> Iterator[str]:
+    """Another fresh database, for a reference run beside the test's own."""
+    dsn = harness.create_database(pg_server, pg_template)
+    yield dsn
+    harness.drop_database(pg_server, dsn)
+
+
+def fleet_messages(bikes: int, rides: int, seconds: int, faults: float = 0.0, seed: int = 7):
+    fleet = Fleet(
+        FleetConfig(
+            bikes=bikes, rides=rides, seconds=seconds, seed=seed, start=START, faults=faults
+        )
+    )
+    return fleet, list(fleet.messages())
+
+
+def ingest_process(settings: Settings, dsn: str, *extra: str) -> subprocess.Popen[bytes]:
+    """`deloton ingest` as its own process, configured through the environment."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+        "DATABASE_URL": dsn,
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "TOPIC_RAW": settings.topic_raw,
+        "TOPIC_BIKES": settings.topic_bikes,
+        "TOPIC_TELEMETRY": settings.topic_telemetry,
+        "TOPIC_EVENTS": settings.topic_events,
+        "TOPIC_REJECTS": settings.topic_rejects,
+        "INGEST_GROUP": settings.ingest_group,
+        "INGEST_BATCH_SIZE": "1000",
+        "INGEST_METRICS_PORT": "0",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "ingest", *extra],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_ok(proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def test_sigkill_mid_batch_and_restart_leaves_the_exact_rows(
+    settings: Settings, database_url: str, second_database: str
+) -> None:
+    _, messages = fleet_messages(bikes=60, rides=2, seconds=100, faults=0.01)
+    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
+    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
+    reference.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
+    run_ingest(reference)
+    expected = snapshot(second_database)
+    assert len(expected["readings"]) > 10_000
+
+    for _ in range(2):  # killed twice, at different points
+        proc = ingest_process(settings, database_url)
+        written = count(database_url, "SELECT count(*) FROM daily.readings")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = count(database_url, "SELECT count(*) FROM daily.readings")
+            if now > written + 2_000:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert count(database_url, "SELECT count(*) FROM daily.readings") < len(expected["readings"])
+    wait_ok(ingest_process(settings, database_url, "--until-idle", "2"))
+    assert snapshot(database_url) == expected
+
+
+def test_two_processes_share_the_partitions_and_write_what_one_writes(
+    settings: Settings, database_url: str, second_database: str
+) -> None:
+    _, messages = fleet_messages(bikes=40, rides=2, seconds=80)
+    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
+    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
+    reference.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
+    run_ingest(reference)
+    first = ingest_process(settings, database_url, "--until-idle", "4")
+    second = ingest_process(settings, database_url, "--until-idle", "4")
+    wait_ok(first)
+    wait_ok(second)
+    assert snapshot(database_url) == snapshot(second_database)
+    conn = psycopg2.connect(database_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(DISTINCT kafka_partition) FROM daily.ingest_offsets")
+        assert cur.fetchone() == (4,)
+    conn.close()
+
+
+def test_split_topics_give_the_same_rows_as_the_single_stream(
+    settings: Settings, database_url: str, second_database: str
+) -> None:
+    _, messages = fleet_messages(bikes=30, rides=2, seconds=60)
+    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
+    produce(settings, settings.topic_bikes, ((m.key, m.value) for m in messages if m.kind == BIKES))
+    produce(
+        settings,
+        settings.topic_telemetry,
+        ((m.key, m.value) for m in messages if m.kind == TELEMETRY),
+    )
+    run_ingest(settings)
+    split = settings.model_copy(
+        update={"ingest_split_topics": True, "ingest_group": settings.ingest_group + "-split"}
+    )
+    split.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
+    run_ingest(split)
+    single, joined = snapshot(database_url), snapshot(second_database)
+    assert joined["readings"] == single["readings"]
+    assert joined["rides"] == single["rides"]
+    assert joined["riders"] == single["riders"]
+    assert len(single["readings"]) == 30 * 2 * 60
+    assert single["rejects"] == joined["rejects"] == []
+
+
+def test_faulty_feed_every_good_line_lands_and_every_bad_one_is_kept(
+    settings: Settings, db: psycopg2.extensions.connection
+) -> None:
+    fleet, messages = fleet_messages(bikes=40, rides=2, seconds=80, faults=0.02, seed=11)
+    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
+    stats = run_ingest(settings)
+    assert stats.consumed == len(messages)
+    parser = Parser()
+    no_row_lines = sum(isinstance(parser.parse(m.value), Banner | Announcement) for m in messages)
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM daily.readings")
+        (readings,) = cur.fetchone()
+        cur.execute("SELECT count(*) FROM daily.rides")
+        (rides,) = cur.fetchone()
+        cur.execute("SELECT reason, count(*) FROM daily.rejects GROUP BY reason")
+        rejects = dict(cur.fetchall())
+        cur.execute(
+            "SELECT coalesce(sum(jsonb_array_length(b.value->'pending_rides') "
+            "+ jsonb_array_length(b.value->'pending_tels') + 2 * jsonb_array_length(b.value->'held')), 0) "
+            "FROM daily.ingest_state s, jsonb_each(s.state) b"
+        )
+        (waiting,) = cur.fetchone()
+        # Values written are values sent: every reading matches a Telemetry line of its bike.
+        cur.execute(
+            "SELECT r.bike_serial, to_char(x.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
+            "x.heart_rate, x.rpm, x.power FROM daily.readings x JOIN daily.rides r USING (ride_id)"
+        )
+        written = cur.fetchall()
+    # Every message is accounted for exactly once: in a row, a reject, or still awaiting its pair.
+    assert 2 * readings + rides + no_row_lines + sum(rejects.values()) + waiting == len(messages)
+    assert rejects.get("truncated", 0) == fleet.faults["truncated"]
+    assert rejects.get("bad_json", 0) == fleet.faults["garbage"]
+    assert rejects.get("duplicate", 0) >= 1 and rejects.get("orphan", 0) >= 1
+    assert set(rejects) <= {
+        "bad_json",
+        "truncated",
+        "duplicate",
+        "orphan",
+        "out_of_order",
+        "unpaired",
+        "bad_line",
+    }
+    sent = set()
+    for m in messages:
+        rec = parser.parse(m.value)
+        if type(rec).__name__ == "TelemetryLine":
+            ts = rec.ts if len(rec.ts) == 26 else (rec.ts + ".000000")[:26]  # type: ignore[union-attr]
+            sent.add((m.key.decode() if m.key else None, ts, rec.heart_rate, rec.rpm, rec.power))  # type: ignore[union-attr]
+    assert {tuple(w) for w in written} <= sent
+    # Fault-free bikes lose nothing: all 2 x 80 readings of every ride are there.
+    assert readings >= 0.8 * 40 * 2 * 80
