@@ -140,7 +140,7 @@ class _Job:
         after: tuple[datetime, int] | None = None
         while True:
             with transaction(self.conn) as cur:
-                repo.disable_jit(cur)
+                repo.tune_for_batch(cur)
                 batch = repo.finished_unsummarised_rides(
                     cur, quiet_since=quiet_since, after=after, limit=self._batch
                 )
@@ -209,7 +209,7 @@ class _Job:
         after: tuple[datetime, int] | None = None
         while True:
             with transaction(self.conn) as cur:
-                repo.disable_jit(cur)
+                repo.tune_for_batch(cur)
                 batch = repo.settled_rides_started_before(
                     cur, cutoff=self.cutoff, after=after, limit=self._batch
                 )
