@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 from services.common.config import Settings
@@ -22,6 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split-topics", action="store_true", help="read the bike + telemetry topics")
     p.add_argument("--group", help="consumer group (default: INGEST_GROUP)")
     p.add_argument("--no-events", action="store_true", help="do not publish clean events")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print a JSON summary at exit: rate and peak memory",
+    )
+    p.add_argument(
+        "--track-latency",
+        action="store_true",
+        help="keep each message's produce-to-commit latency for the --report summary",
+    )
     p.set_defaults(func=cmd_ingest)
 
 
@@ -43,9 +54,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     conn.close()
     if settings.ingest_metrics_port:
         start_http_server(settings.ingest_metrics_port)
-    service = IngestService(settings)
+    service = IngestService(settings, track_latency=args.track_latency)
     service.install_signal_handlers()
     stats = service.run(until_idle=args.until_idle)
+    if args.report:
+        import resource
+
+        summary = stats.summary()
+        summary["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(summary), flush=True)
     log.info(
         "ingest stopped",
         extra={"consumed": stats.consumed, "readings": stats.readings, "rejects": stats.rejects},

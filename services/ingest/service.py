@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -51,15 +51,42 @@ class RunStats:
     readings: int = 0
     rejects: int = 0
     batches: int = 0
-    first_message_at: float | None = None
-    last_commit_at: float | None = None
+    first_message_at: float | None = None  # monotonic
+    last_commit_at: float | None = None  # monotonic
+    first_message_wall: float | None = None  # epoch seconds, comparable across processes
+    last_commit_wall: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)  # produce -> commit, if tracked
+
+    def summary(self) -> dict[str, Any]:
+        """The figures a backfill or a benchmark reports."""
+        out: dict[str, Any] = {
+            "consumed": self.consumed,
+            "readings": self.readings,
+            "rejects": self.rejects,
+            "batches": self.batches,
+            "first_message_wall": self.first_message_wall,
+            "last_commit_wall": self.last_commit_wall,
+        }
+        if self.first_message_at is not None and self.last_commit_at is not None:
+            seconds = self.last_commit_at - self.first_message_at
+            out["seconds"] = round(seconds, 3)
+            out["messages_per_s"] = round(self.consumed / seconds) if seconds > 0 else None
+        if self.latencies_ms:
+            ordered = sorted(self.latencies_ms)
+            for q in (50, 90, 99):
+                out[f"latency_p{q}_ms"] = round(
+                    ordered[min(len(ordered) - 1, len(ordered) * q // 100)], 1
+                )
+            out["latency_max_ms"] = round(ordered[-1], 1)
+        return out
 
 
 class IngestService:
     """One ingest process: a consumer-group member with its sink."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, track_latency: bool = False) -> None:
         self.settings = settings
+        self.track_latency = track_latency
         self.group = settings.ingest_group
         self.topics = (
             [settings.topic_bikes, settings.topic_telemetry]
@@ -180,6 +207,8 @@ class IngestService:
         n = 0
         if self.stats.first_message_at is None:
             self.stats.first_message_at = time.monotonic()
+            self.stats.first_message_wall = time.time()
+        created = batch.created_ms if self.track_latency else None
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -187,6 +216,8 @@ class IngestService:
                     log.warning("consume error: %s", err)
                 continue
             process(batch, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
+            if created is not None:
+                created.append(msg.timestamp()[1])
             n += 1
         self.stats.consumed += n
         metrics.CONSUMED.inc(n)
@@ -310,6 +341,10 @@ class IngestService:
         self.stats.rejects += len(batch.rejects)
         self.stats.batches += 1
         self.stats.last_commit_at = time.monotonic()
+        self.stats.last_commit_wall = now_ms = time.time()
+        if batch.created_ms:
+            now_ms *= 1000
+            self.stats.latencies_ms.extend(now_ms - c for c in batch.created_ms)
         metrics.READINGS.inc(len(batch.readings))
         metrics.RIDES.inc(len(batch.rides))
         metrics.EVENTS.inc(len(batch.events))
