@@ -110,13 +110,14 @@ def start_ingest(env: dict[str, str], until_idle: float, *extra: str) -> subproc
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "ingest",
          "--until-idle", str(until_idle), "--report", *extra],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
 def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, f"ingest exited with {proc.returncode}"
+    out, err = proc.communicate(timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ingest exited with {proc.returncode}:\n{err[-3000:]}")
     return json.loads(out.strip().splitlines()[-1])
 
 

