@@ -18,7 +18,6 @@ from datetime import date
 from services.common.config import Settings
 
 # Ages at which the second and third minimum-heart-rate bands begin (18-39, 40-64, 65+).
-# Settings has no field for these yet; they are a parameter of Thresholds, not of the code.
 DEFAULT_MIN_BAND_STARTS = (40, 65)
 
 
@@ -48,6 +47,7 @@ class Thresholds:
             male_split_age=settings.alert_male_split_age,
             min_male=settings.alert_min_hr_male,
             min_female=settings.alert_min_hr_female,
+            min_band_starts=settings.alert_min_hr_band_starts,
         )
 
 

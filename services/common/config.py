@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     alert_male_split_age: int = 40
     alert_min_hr_male: tuple[int, int, int] = (40, 47, 52)  # ages 18-39, 40-64, 65+
     alert_min_hr_female: tuple[int, int, int] = (45, 52, 57)
+    alert_min_hr_band_starts: tuple[int, int] = (40, 65)  # ages where bands 2 and 3 begin
     email_sender: str = "alerts@deloton.example"
     email_reply_to: str | None = None
     email_override_recipient: str | None = None
