@@ -15,19 +15,13 @@ the figures; it is safe to call from a thread or process while something else (i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
-import shutil
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -35,10 +29,11 @@ import psycopg2.extensions
 from psycopg2 import sql
 from pydantic import SecretStr
 
-from services.common import db, infra
+from services.common import db
 from services.common.config import Settings
 from services.compress import repository as repo
 from services.compress import run
+from tests import harness
 
 RETENTION_HOURS = 12.0
 
@@ -292,58 +287,13 @@ def reset_daily(dsn: str) -> None:
 # --- servers and scratch databases ----------------------------------------------------------
 
 
-@contextlib.contextmanager
-def server_dsn() -> Iterator[str]:
-    """DATABASE_URL if set (a server where we may CREATE DATABASE), else an embedded server."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        yield external
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="deloton-bench-pg-"))
-    server = infra.start_postgres(workdir / "pgdata", infra.free_port())
-    try:
-        yield server.url("postgres")
-    finally:
-        infra.stop_postgres(server.pgdata)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def scratch_database(server: str) -> Iterator[str]:
-    """A new migrated database on the server, dropped afterwards; yields its DSN."""
-    name = f"deloton_bench_compress_{uuid.uuid4().hex[:8]}"
-    _admin(server, f'CREATE DATABASE "{name}"')
-    params = psycopg2.extensions.parse_dsn(server)
-    params["dbname"] = name
-    dsn = psycopg2.extensions.make_dsn(**params)
-    try:
-        conn = db.connect(dsn)
-        try:
-            db.migrate(conn)
-        finally:
-            conn.close()
-        yield dsn
-    finally:
-        _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _admin(server: str, statement: str) -> None:
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 # --- main -----------------------------------------------------------------------------------
 
 
 def bench(server: str, workload: Workload, *, batch_rides: int = 1_000) -> dict[str, Any]:
     """Generate, compress (timed), regenerate, plain DELETE (timed); return every figure."""
     now = datetime.now(UTC).replace(microsecond=0)
-    with scratch_database(server) as dsn:
+    with harness.scratch_database(server) as dsn:
         gen_s = generate(dsn, workload, now=now)
         compress = run_compress_bench(dsn, now=now, batch_rides=batch_rides)
         left = count(dsn, "SELECT count(*) FROM daily.readings")
@@ -408,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     workload = Workload(
         rides=args.rides, readings_per_ride=args.readings_per_ride, hours=args.hours
     )
-    with server_dsn() as server:
+    with harness.running_postgres() as server:
         figures = bench(server, workload, batch_rides=args.batch_rides)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
     return 0

@@ -91,6 +91,18 @@ def create_database(server_dsn: str, template: str) -> str:
     return dsn_for(server_dsn, name)
 
 
+@contextlib.contextmanager
+def scratch_database(server_dsn: str) -> Iterator[str]:
+    """A new migrated database for the duration of the block; yields its DSN."""
+    template = create_template(server_dsn)
+    dsn = create_database(server_dsn, template)
+    try:
+        yield dsn
+    finally:
+        drop_database(server_dsn, dsn)
+        admin_execute(server_dsn, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
 def drop_database(server_dsn: str, dsn: str) -> None:
     """Drop a test database, closing whatever is still connected to it."""
     name = psycopg2.extensions.parse_dsn(dsn)["dbname"]
