@@ -234,3 +234,34 @@ def test_faulty_feed_every_good_line_lands_and_every_bad_one_is_kept(
     assert {tuple(w) for w in written} <= sent
     # Fault-free bikes lose nothing: all 2 x 80 readings of every ride are there.
     assert readings >= 0.8 * 40 * 2 * 80
+
+
+def test_database_connections_killed_mid_run_are_reconnected_without_loss(
+    settings: Settings, database_url: str, second_database: str
+) -> None:
+    _, messages = fleet_messages(bikes=60, rides=2, seconds=100)
+    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
+    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
+    reference.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
+    run_ingest(reference)
+
+    proc = ingest_process(settings, database_url, "--until-idle", "3")
+    killed = 0
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and killed < 5 and time.monotonic() < deadline:
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'deloton-ingest' AND pid <> pg_backend_pid()"
+                )
+                row = cur.fetchone()
+                killed += int(row[0]) if row else 0
+            time.sleep(0.3)
+    finally:
+        admin.close()
+    wait_ok(proc)
+    assert killed >= 2
+    assert snapshot(database_url) == snapshot(second_database)
