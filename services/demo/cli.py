@@ -1,0 +1,294 @@
+"""`deloton demo`: infra up, migrate, then the simulator and every service until Ctrl-C.
+
+Exit codes: 0 when stopped by Ctrl-C or SIGTERM (the normal end), 1 when a service exited
+on its own (the demo reports it and stops the rest), 2 for a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+import psycopg2
+from pydantic import SecretStr
+
+from services.common import db, infra, infra_cli
+from services.common.config import ConfigError, Settings
+from services.demo import report, repository, supervisor
+from services.simulator.pacing import MAX, parse_speed
+
+log = logging.getLogger(__name__)
+
+TICK_S = 10.0
+
+
+def register(subparsers: Any) -> None:
+    """Add the `demo` subcommand."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "demo",
+        help="infra up, migrate, a simulated fleet and every service; Ctrl-C stops them",
+        description="Start the embedded broker and database (unless KAFKA_BOOTSTRAP_SERVERS / "
+        "DATABASE_URL are set), apply the migrations, then run the simulator, ingest, alerts "
+        "and compress as child processes, print where each runs and a progress line every "
+        f"{TICK_S:.0f} s. Ctrl-C stops the services (simulator first); the broker and "
+        "database keep running with the data unless --down is given.",
+        epilog="Exit status: 0 after Ctrl-C or SIGTERM, 1 when a service exited on its own, "
+        "2 for a configuration error.",
+    )
+    p.add_argument("--bikes", type=_positive, default=20, metavar="N", help="bikes (20)")
+    p.add_argument(
+        "--speed", type=_speed, default="realtime", help="realtime or a factor of it (realtime)"
+    )
+    p.add_argument(
+        "--faults",
+        type=_probability,
+        default=0.002,
+        metavar="P",
+        help="fault rate per line (0.002)",
+    )
+    p.add_argument("--no-alerts", action="store_true", help="do not run the alerts service")
+    p.add_argument(
+        "--down", action="store_true", help="stop the broker and database too when the demo ends"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo until a signal (0) or until a service exits on its own (1)."""
+    settings = Settings()
+    specs = supervisor.plan(
+        settings,
+        bikes=args.bikes,
+        speed=args.speed,
+        faults=args.faults,
+        alerts=not args.no_alerts,
+    )
+    preflight(specs)
+    signals = _Signals()
+    signals.install()
+    notes: list[str] = []
+    started: list[supervisor.Child] = []
+    code = 0
+    try:
+        _say("infra up (the embedded broker and database unless their addresses are set) ...")
+        broker_before = infra.read_state(settings.state_dir).get("broker")
+        env = infra_cli.up(settings)
+        settings.kafka_bootstrap_servers = env["KAFKA_BOOTSTRAP_SERVERS"]
+        settings.database_url = SecretStr(env["DATABASE_URL"])
+        new_broker = infra.read_state(settings.state_dir).get("broker") != broker_before
+        notes = _migrate(settings, new_broker=new_broker) + speed_notes(args.speed)
+        child_env = os.environ | env | {"PYTHONUNBUFFERED": "1"}
+        for spec in specs:
+            if signals.requested.is_set():
+                break
+            argv = supervisor.command(spec, log_level=args.log_level, plain_logs=args.plain_logs)
+            started.append(
+                supervisor.start(spec, argv, env=child_env, log_dir=settings.state_dir / "logs")
+            )
+        if not signals.requested.is_set():
+            code = _supervise(started, settings, args, signals, notes)
+    finally:
+        if started:
+            _say("stopping the services (Ctrl-C again kills them at once) ...")
+            supervisor.stop_all(
+                started,
+                hurry=signals.hurry,
+                on_stopped=lambda c, s, k: _say(report.stopped(c, s, k)),
+            )
+        _finish_infra(settings, down=args.down)
+    return code
+
+
+def preflight(specs: list[supervisor.Spec]) -> None:
+    """Fail before starting anything when a service could not start."""
+    for spec in specs:
+        if spec.metrics_port and infra.port_in_use(spec.metrics_port):
+            var = f"{spec.name.upper()}_METRICS_PORT"
+            raise ConfigError(
+                f"{spec.name}'s metrics port {spec.metrics_port} is already in use: set {var}"
+            )
+    if any(s.name == "alerts" for s in specs) and importlib.util.find_spec("faust") is None:
+        raise ConfigError(
+            "alerts needs the alerts extra (pip install 'deloton-stream[alerts]'): "
+            "install it or pass --no-alerts"
+        )
+
+
+def _supervise(
+    started: list[supervisor.Child],
+    settings: Settings,
+    args: argparse.Namespace,
+    signals: _Signals,
+    notes: list[str],
+) -> int:
+    """Print the table, then progress lines until a signal (0) or a child exits (1)."""
+    email = _email(settings) if not args.no_alerts else "off (--no-alerts)"
+    dsn = settings.require_database()
+    ext_kafka, ext_db = infra_cli.external_settings()
+    _say(
+        report.table(
+            started,
+            kafka=settings.require_kafka() + ("" if ext_kafka else " (embedded)"),
+            database=db.redact(dsn) + ("" if ext_db else " (embedded)"),
+            email=email,
+            down=args.down,
+            tick_s=TICK_S,
+            notes=notes,
+        )
+    )
+    progress = _Progress(dsn)
+    try:
+        dead = supervisor.watch(
+            started, stop=signals.requested, tick_s=TICK_S, on_tick=progress.tick
+        )
+    finally:
+        progress.close()
+    if dead is None:
+        return 0
+    print(
+        report.failure(dead, supervisor.tail(dead.log_path, start=dead.log_start)),
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
+def _migrate(settings: Settings, *, new_broker: bool) -> list[str]:
+    """Apply the migrations; warn when the database remembers offsets of a broker now gone."""
+    conn = db.connect(settings.require_database(), application_name="demo")
+    try:
+        applied = db.migrate(conn)
+        stale = new_broker and repository.has_ingest_offsets(conn)
+    finally:
+        conn.close()
+    _say(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+    if not stale:
+        return []
+    return [
+        "the broker is new (it keeps messages in memory only) but the database holds ingest's "
+        "offsets from the previous one, so ingest skips messages until the new topics pass "
+        "them. For a clean start: Ctrl-C, `deloton infra down`, remove "
+        f"{settings.state_dir / 'pgdata'}, run the demo again."
+    ]
+
+
+def speed_notes(speed: str) -> list[str]:
+    """Above real time the simulated clock runs ahead, and ingest rejects lines from the future."""
+    factor = parse_speed(speed)
+    if factor <= 1:
+        return []
+    from services.ingest.parser import Parser
+
+    lead = Parser().max_future.total_seconds()
+    return [
+        f"at {factor:g}x the simulated clock runs ahead of the wall clock; ingest rejects lines "
+        f"more than {lead:.0f} s ahead, so after about {lead / (factor - 1):.0f} s new lines "
+        "go to daily.rejects (bad_value)"
+    ]
+
+
+def _email(settings: Settings) -> str:
+    """Where alert emails go, decided exactly as the alerts service decides it."""
+    from services.alerts.sender import ses_client
+
+    to = settings.email_override_recipient
+    override = f", all to {to} (EMAIL_OVERRIDE_RECIPIENT)" if to else ""
+    if ses_client(settings) is None:
+        outbox = settings.email_outbox_dir.resolve()
+        return f"outbox {outbox} (.eml files: no AWS credentials{override})"
+    return f"SES in {settings.aws_region} (AWS credentials found{override})"
+
+
+def _finish_infra(settings: Settings, *, down: bool) -> None:
+    if down:
+        stopped = infra_cli.down(settings)
+        _say("stopped " + ", ".join(stopped) if stopped else "no embedded infra to stop")
+    elif infra.read_state(settings.state_dir):
+        _say(
+            "the broker and database are still running, with the data: "
+            "`deloton infra down` stops them"
+        )
+
+
+class _Progress:
+    """Prints one line of row counts per tick; survives the database going away."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn: psycopg2.extensions.connection | None = None
+        self.previous: dict[str, int] | None = None
+
+    def tick(self) -> None:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = db.connect(self.dsn, application_name="demo")
+            counts = repository.row_counts(self.conn)
+        except (psycopg2.Error, ConfigError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _say(f"{datetime.now():%H:%M:%S}  (cannot count rows: {first})")
+            self.close()
+            return
+        _say(report.progress(datetime.now(), counts, self.previous))
+        self.previous = counts
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP ask for a stop; a second one stops without waiting."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.hurry = threading.Event()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+        self.requested.set()
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _speed(text: str) -> str:
+    """'realtime' or a factor, passed on to the simulator as written."""
+    try:
+        value = parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value == MAX:
+        raise argparse.ArgumentTypeError("max would flood the broker for ever: give a factor")
+    return text
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+__all__ = ["preflight", "register", "run"]
