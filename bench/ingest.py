@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from services.common.config import Settings
+from services.common.infra_cli import LOCAL_TUNING
 from services.common.kafka import consumer_config, ensure_topics
 from services.simulator.fleet import Fleet, FleetConfig
 from services.simulator.pacing import MAX
@@ -50,8 +51,9 @@ def settings_for(bootstrap: str, dsn: str | None = None, **extra: Any) -> Settin
         _env_file=None,  # type: ignore[call-arg]
         kafka_bootstrap_servers=bootstrap,
         database_url=dsn,
-        kafka_session_timeout_ms=6000,
-        kafka_heartbeat_interval_ms=500,
+        kafka_session_timeout_ms=int(LOCAL_TUNING["KAFKA_SESSION_TIMEOUT_MS"]),
+        kafka_heartbeat_interval_ms=int(LOCAL_TUNING["KAFKA_HEARTBEAT_INTERVAL_MS"]),
+        kafka_fetch_wait_max_ms=int(LOCAL_TUNING["KAFKA_FETCH_WAIT_MAX_MS"]),
         **extra,
     )
 
@@ -96,8 +98,7 @@ def ingest_env(bootstrap: str, dsn: str, topic: str, group: str) -> dict[str, st
         "PYTHONPATH": str(ROOT),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DATABASE_URL": dsn,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        **LOCAL_TUNING,  # as `deloton infra up` writes them for the embedded broker
         "TOPIC_RAW": topic,
         "TOPIC_EVENTS": f"{topic}.events",
         "TOPIC_REJECTS": f"{topic}.rejects",
@@ -157,7 +158,7 @@ def latency_run(
     dsn = harness.create_database(server, template)
     try:
         env = ingest_env(bootstrap, dsn, topic, f"live-{uuid.uuid4().hex[:8]}")
-        proc = start_ingest(env, 4.0, "--track-latency")
+        proc = start_ingest(env, 20.0, "--track-latency")  # idle longer than the warm-up
         time.sleep(8)  # let the group join before the fleet starts riding
         fleet = Fleet(FleetConfig(bikes=bikes, rides=1, seconds=seconds, seed=3))
         produce(settings, fleet.messages(), 1.0, topics={"bikes": topic, "telemetry": topic})

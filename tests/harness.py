@@ -129,6 +129,7 @@ def test_settings(bootstrap: str, database_url: str | None, workdir: Path, **ove
         "database_url": database_url,
         "kafka_session_timeout_ms": 6000,
         "kafka_heartbeat_interval_ms": 500,
+        "kafka_fetch_wait_max_ms": 100,
         "state_dir": workdir / ".deloton",
         "email_outbox_dir": workdir / "outbox",
         "ingest_group": f"ingest-{uuid.uuid4().hex[:8]}",

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int | None = None
     kafka_heartbeat_interval_ms: int | None = None
     kafka_fetch_queue_backoff_ms: int | None = 10
+    kafka_fetch_wait_max_ms: int | None = None
     kafka_topic_partitions: int = 4
 
     # Topics.

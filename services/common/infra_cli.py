@@ -10,8 +10,14 @@ from services.common import db, infra
 from services.common.config import ENV_FILE, ConfigError, Settings
 
 # What `up` writes into .deloton/env beside the addresses: the client timings the embedded
-# broker needs (see BROKER.md). A real cluster keeps each client's defaults.
-LOCAL_TUNING = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+# broker needs. It holds a first group join for half the session timeout, and holds fetches
+# for much of fetch.wait.max.ms even when data is waiting. A real cluster keeps each
+# client's defaults.
+LOCAL_TUNING = {
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "KAFKA_FETCH_WAIT_MAX_MS": "100",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

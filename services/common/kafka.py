@@ -58,6 +58,8 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         conf["session.timeout.ms"] = settings.kafka_session_timeout_ms
     if settings.kafka_heartbeat_interval_ms is not None:
         conf["heartbeat.interval.ms"] = settings.kafka_heartbeat_interval_ms
+    if settings.kafka_fetch_wait_max_ms is not None:
+        conf["fetch.wait.max.ms"] = settings.kafka_fetch_wait_max_ms
     if settings.kafka_fetch_queue_backoff_ms is not None:
         conf["fetch.queue.backoff.ms"] = settings.kafka_fetch_queue_backoff_ms
     return conf | overrides

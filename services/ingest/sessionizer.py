@@ -171,10 +171,7 @@ class Sessionizer:
             return
         pending.append((rec, src))
         if len(pending) > MAX_PENDING:
-            old, osrc = pending.pop(0)
-            self._reject(
-                batch, osrc, "unpaired", f"no Telemetry line for Ride at {old.ts}", bike.key
-            )
+            self._unpaired(batch, bike, *pending.pop(0))
 
     def _telemetry_line(self, batch: Batch, bike: Bike, rec: TelemetryLine, src: Source) -> None:
         pending = bike.pending_rides
@@ -188,9 +185,7 @@ class Sessionizer:
                 match = i
         if match >= 0:
             for old, osrc in pending[:match]:
-                self._reject(
-                    batch, osrc, "unpaired", f"no Telemetry line for Ride at {old.ts}", bike.key
-                )
+                self._unpaired(batch, bike, old, osrc)
             ride, rsrc = pending[match]
             del pending[: match + 1]
             self._reading(batch, bike, ride, rec, rsrc, src)
@@ -206,10 +201,7 @@ class Sessionizer:
             return
         tels.append((rec, src))
         if len(tels) > MAX_PENDING:
-            stale, ssrc = tels.pop(0)
-            self._reject(
-                batch, ssrc, "unpaired", f"no Ride line for Telemetry at {stale.ts}", bike.key
-            )
+            self._unpaired(batch, bike, *tels.pop(0))
 
     def _system_line(self, batch: Batch, bike: Bike, rec: SystemLine, src: Source) -> None:
         bike.model = rec.model
@@ -426,11 +418,26 @@ class Sessionizer:
 
     def _flush_pending(self, batch: Batch, bike: Bike, reason: str) -> None:
         for r, src in bike.pending_rides:
-            self._reject(batch, src, reason, f"no Telemetry line for Ride at {r.ts}", bike.key)
+            self._unpaired(batch, bike, r, src, reason)
         for t, src in bike.pending_tels:
-            self._reject(batch, src, reason, f"no Ride line for Telemetry at {t.ts}", bike.key)
+            self._unpaired(batch, bike, t, src, reason)
         bike.pending_rides.clear()
         bike.pending_tels.clear()
+
+    def _unpaired(
+        self,
+        batch: Batch,
+        bike: Bike,
+        half: RideLine | TelemetryLine,
+        src: Source,
+        reason: str = "unpaired",
+    ) -> None:
+        """Reject half of a reading whose other half never came."""
+        if type(half) is RideLine:
+            detail = f"no Telemetry line for Ride at {half.ts}"
+        else:
+            detail = f"no Ride line for Telemetry at {half.ts}"
+        self._reject(batch, src, reason, detail, bike.key)
 
     def expire_held(
         self, batch: Batch, partition_now: dict[int, str], caught_up: set[int] | None = None

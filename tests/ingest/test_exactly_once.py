@@ -79,6 +79,13 @@ def fleet_messages(bikes: int, rides: int, seconds: int, faults: float = 0.0, se
     return fleet, list(fleet.messages())
 
 
+def reference_run(settings: Settings, dsn: str) -> None:
+    """An undisturbed run of one in-process ingest, into another database and group."""
+    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
+    reference.database_url = type(settings.database_url)(dsn)  # type: ignore[misc]
+    run_ingest(reference)
+
+
 def ingest_process(settings: Settings, dsn: str, *extra: str) -> subprocess.Popen[bytes]:
     """`deloton ingest` as its own process, configured through the environment."""
     env = {
@@ -116,9 +123,7 @@ def test_sigkill_mid_batch_and_restart_leaves_the_exact_rows(
 ) -> None:
     _, messages = fleet_messages(bikes=60, rides=2, seconds=100, faults=0.01)
     produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
-    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
-    reference.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
-    run_ingest(reference)
+    reference_run(settings, second_database)
     expected = snapshot(second_database)
     assert len(expected["readings"]) > 10_000
 
@@ -143,9 +148,7 @@ def test_two_processes_share_the_partitions_and_write_what_one_writes(
 ) -> None:
     _, messages = fleet_messages(bikes=40, rides=2, seconds=80)
     produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
-    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
-    reference.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
-    run_ingest(reference)
+    reference_run(settings, second_database)
     first = ingest_process(settings, database_url, "--until-idle", "4")
     second = ingest_process(settings, database_url, "--until-idle", "4")
     wait_ok(first)
@@ -241,9 +244,7 @@ def test_database_connections_killed_mid_run_are_reconnected_without_loss(
 ) -> None:
     _, messages = fleet_messages(bikes=60, rides=2, seconds=100)
     produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
-    reference = settings.model_copy(update={"ingest_group": settings.ingest_group + "-ref"})
-    reference.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
-    run_ingest(reference)
+    reference_run(settings, second_database)
 
     proc = ingest_process(settings, database_url, "--until-idle", "3")
     killed = 0
