@@ -19,7 +19,7 @@ import pytest
 from services.common import infra, infra_cli
 from services.common.config import ConfigError, Settings
 from services.demo import report, repository, supervisor
-from services.demo.cli import preflight, speed_notes
+from services.demo.cli import preflight, speed_env, speed_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,10 +171,12 @@ def test_the_table_redacts_the_password(tmp_path: Path, started: list[supervisor
     assert "  note       look out" in text
 
 
-def test_speed_above_real_time_warns_when_ingest_will_reject() -> None:
+def test_speed_above_real_time_lets_ingest_accept_the_simulated_future() -> None:
     assert speed_notes("realtime") == [] and speed_notes("0.5") == []
+    assert speed_env("realtime") == {} and speed_env("0.5") == {}
     (note,) = speed_notes("5")
-    assert "300 s ahead" in note and "after about 75 s" in note
+    assert "366 days ahead" in note
+    assert float(speed_env("5")["INGEST_MAX_FUTURE_S"]) >= 366 * 86_400
 
 
 # --- the real demo: embedded broker and PostgreSQL, every service, Ctrl-C ------------------

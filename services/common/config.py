@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     ingest_batch_max_ms: int = Field(default=100, ge=1)
     ingest_publish_events: bool = True
     ride_silence_s: int = Field(default=60, ge=1)
+    # Lines stamped further ahead of the wall clock than this are rejected (bad_value); a
+    # simulator running faster than real time needs it raised.
+    ingest_max_future_s: float = Field(default=300.0, ge=0)
     ingest_metrics_port: int = 9101
 
     # Heart-rate alerts.

@@ -195,7 +195,13 @@ def _as_user(user: str | None) -> dict[str, Any]:
 
 def _run_pg(args: list[str], user: str | None, timeout: float = 60) -> None:
     result = subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, check=False, **_as_user(user)
+        args,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        start_new_session=True,  # a Ctrl-C in the terminal must not cut initdb or pg_ctl short
+        **_as_user(user),
     )
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
 from services.common import db, infra
 from services.common.config import ENV_FILE, ConfigError, Settings
+
+log = logging.getLogger(__name__)
 
 # What `up` writes into .deloton/env beside the addresses: the client timings the embedded
 # broker needs. It holds a first group join for half the session timeout, and holds fetches
@@ -40,6 +43,7 @@ def up(settings: Settings) -> dict[str, str]:
     state = infra.read_state(state_dir)
     ext_kafka, ext_db = external_settings()
     env: dict[str, str] = {}
+    fresh_broker = False
 
     if ext_kafka:
         settings.kafka_bootstrap_servers = ext_kafka
@@ -53,6 +57,7 @@ def up(settings: Settings) -> dict[str, str]:
         if not (pid and infra.pid_alive(pid) and "tansu" in infra.pid_cmdline(pid)):
             broker = infra.start_broker(settings.embedded_kafka_port, state_dir / "logs/broker.log")
             pid, port = broker.pid, broker.port
+            fresh_broker = True
             state["broker"] = {"pid": pid, "port": port}
             infra.write_state(state_dir, state)
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
@@ -68,10 +73,29 @@ def up(settings: Settings) -> dict[str, str]:
         infra.write_state(state_dir, state)
         env["DATABASE_URL"] = server.url()
 
+    if fresh_broker:
+        # The embedded broker keeps messages in memory only: a new one starts every topic at
+        # offset 0, so offsets the database remembers from the last one would skip new data.
+        forget_positions(env["DATABASE_URL"])
+
     env_file = state_dir / ENV_FILE.name
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     return env
+
+
+def forget_positions(database_url: str) -> None:
+    """Reset ingest's stored offsets and sessions (a new, empty broker)."""
+    from services.ingest.repository import forget_positions as forget
+
+    conn = db.connect(database_url)
+    try:
+        with db.transaction(conn) as cur:
+            forgotten = forget(cur)
+    finally:
+        conn.close()
+    if forgotten:
+        log.info("new embedded broker: forgot %d stored ingest offsets", forgotten)
 
 
 def down(settings: Settings) -> list[str]:

@@ -23,12 +23,3 @@ def row_counts(conn: psycopg2.extensions.connection) -> dict[str, int]:
     conn.rollback()  # end the read transaction so the next count sees new rows
     assert row is not None
     return dict(zip(COUNTED, (int(n) for n in row), strict=True))
-
-
-def has_ingest_offsets(conn: psycopg2.extensions.connection) -> bool:
-    """Whether ingest has recorded any partition offsets in this database."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT EXISTS (SELECT 1 FROM daily.ingest_offsets)")
-        row = cur.fetchone()
-    conn.rollback()
-    return bool(row and row[0])

@@ -47,6 +47,18 @@ def load_state(cur: Cursor, *, group: str, partitions: Iterable[int]) -> dict[in
     return {p: s for p, s in cur.fetchall()}
 
 
+def forget_positions(cur: Cursor) -> int:
+    """Drop every stored offset and session state (the broker they refer to is gone)."""
+    cur.execute("SELECT to_regclass('daily.ingest_offsets') IS NOT NULL")
+    row = cur.fetchone()
+    if not row or not row[0]:
+        return 0  # not migrated yet: nothing to forget
+    cur.execute("DELETE FROM daily.ingest_offsets")
+    forgotten = cur.rowcount
+    cur.execute("DELETE FROM daily.ingest_state")
+    return forgotten
+
+
 def advance_offsets(
     cur: Cursor,
     *,

@@ -94,7 +94,7 @@ class IngestService:
             else [settings.topic_raw]
         )
         self.sessions = Sessionizer(
-            Parser(),
+            Parser(max_future_s=settings.ingest_max_future_s),
             split_topics=settings.ingest_split_topics,
             publish_events=settings.ingest_publish_events,
         )

@@ -155,3 +155,41 @@ def test_two_transactions_create_the_same_partition_without_failing(database_url
     finally:
         first.close()
         second.close()
+
+
+def test_a_fresh_embedded_broker_resets_the_stored_ingest_offsets(tmp_path: Path) -> None:
+    env = {
+        "EMBEDDED_KAFKA_PORT": str(infra.free_port()),
+        "EMBEDDED_POSTGRES_PORT": str(infra.free_port()),
+    }
+
+    def stored() -> int:
+        url = next(
+            line.split("=", 1)[1]
+            for line in (tmp_path / ".deloton" / "env").read_text().splitlines()
+            if line.startswith("DATABASE_URL=")
+        )
+        conn = psycopg2.connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM daily.ingest_offsets")
+                row = cur.fetchone()
+                return int(row[0]) if row else -1
+        finally:
+            conn.close()
+
+    try:
+        assert _deloton(["infra", "up"], tmp_path, env).returncode == 0
+        assert _deloton(["migrate"], tmp_path, env).returncode == 0
+        url = (tmp_path / ".deloton" / "env").read_text().split("DATABASE_URL=")[1].strip()
+        conn = psycopg2.connect(url)
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO daily.ingest_offsets VALUES ('g', 'deloton', 0, 1234, now())")
+        conn.close()
+        assert _deloton(["infra", "up"], tmp_path, env).returncode == 0  # same broker: kept
+        assert stored() == 1
+        assert _deloton(["infra", "down"], tmp_path, env).returncode == 0
+        assert _deloton(["infra", "up"], tmp_path, env).returncode == 0  # new, empty broker
+        assert stored() == 0
+    finally:
+        _deloton(["infra", "down"], tmp_path, env)
