@@ -148,6 +148,11 @@ def ingest_run(
     }
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput."""
+    return sorted(runs, key=lambda r: r["messages_per_s"])[len(runs) // 2]
+
+
 def latency_run(
     server: str, template: str, bootstrap: str, bikes: int, seconds: int
 ) -> dict[str, Any]:
@@ -183,6 +188,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="W3 and its baseline only")
     ap.add_argument("--bikes", type=int, default=1000)
     ap.add_argument("--live-seconds", type=int, default=60)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of 1 and of 2 processes on W3")
     args = ap.parse_args()
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -193,16 +199,20 @@ def main() -> int:
         template = harness.create_template(server)
         print(f"Ingest benchmark ({os.cpu_count()} CPUs, broker {bootstrap})", flush=True)
 
-        n = preload(
-            bootstrap,
-            "w3",
-            FleetConfig(bikes=args.bikes, rides=1, seconds=500, seed=1, start=past),
-            4,
-            True,
-        )
+        w3 = FleetConfig(bikes=args.bikes, rides=1, seconds=500, seed=1, start=past)
+        n = preload(bootstrap, "w3", w3, 4, True)
         bare = bare_consumer(bootstrap, "w3", n)
-        one = ingest_run(server, template, bootstrap, "w3", 1)
+        # One and two processes alternate, --repeat times each: one pair of runs swings by
+        # about 10% here, more than the margin the scaling target leaves.
+        ones: list[dict[str, Any]] = []
+        twos: list[dict[str, Any]] = []
+        for _ in range(1 if args.quick else args.repeat):
+            ones.append(ingest_run(server, template, bootstrap, "w3", 1))
+            if not args.quick:
+                twos.append(ingest_run(server, template, bootstrap, "w3", 2))
+        one = median_run(ones)
         results |= {"w3_messages": n, "w3_bare_msgs_per_s": round(bare), "w3_one": one}
+        results["w3_one_runs"] = ones
         print(
             f"W3: {n:,} messages, {args.bikes} bikes x one 500 s ride, 4 partitions keyed by bike"
         )
@@ -210,24 +220,31 @@ def main() -> int:
         line(
             "ingest, 1 process (rows, rejects, events, exactly-once)",
             f"{one['messages_per_s']:,} msg/s",
-            f"target >= {TARGETS['w3_msgs_per_s']:,}; {one['messages_per_s'] / bare:.0%} of bare",
+            f"target >= {TARGETS['w3_msgs_per_s']:,}; {one['messages_per_s'] / bare:.0%} of bare"
+            f" (median of {len(ones)})",
         )
         line(
             "ingest, 1 process: peak RSS",
-            f"{one['max_rss_mb']:.0f} MB",
-            f"target <= {TARGETS['max_rss_mb']} MB",
+            f"{max(r['max_rss_mb'] for r in ones):.0f} MB",
+            f"target <= {TARGETS['max_rss_mb']} MB (worst of {len(ones)})",
         )
 
         if not args.quick:
-            two = ingest_run(server, template, bootstrap, "w3", 2)
+            two = median_run(twos)
             speedup = two["messages_per_s"] / one["messages_per_s"]
-            results |= {"w3_two": two, "two_process_speedup": round(speedup, 2)}
+            results |= {
+                "w3_two": two,
+                "w3_two_runs": twos,
+                "two_process_speedup": round(speedup, 2),
+            }
             line(
                 "ingest, 2 processes, one group",
                 f"{two['messages_per_s']:,} msg/s",
-                f"{speedup:.2f}x of 1 process (target >= {TARGETS['two_process_speedup']}x); split {two['per_process']}",
+                f"{speedup:.2f}x of 1 process (target >= {TARGETS['two_process_speedup']}x);"
+                f" medians of {len(twos)}",
             )
-
+            line("  each run: 1 process", ", ".join(f"{r['messages_per_s']:,}" for r in ones))
+            line("  each run: 2 processes", ", ".join(f"{r['messages_per_s']:,}" for r in twos))
             w1 = preload(
                 bootstrap,
                 "w1",
