@@ -118,7 +118,7 @@ def wait_ok(proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
     assert proc.returncode == 0, err.decode()[-2000:]
 
 
-def test_sigkill_mid_batch_and_restart_leaves_the_exact_rows(
+def test_sigterm_then_sigkill_mid_batch_and_restart_leave_the_exact_rows(
     settings: Settings, database_url: str, second_database: str
 ) -> None:
     _, messages = fleet_messages(bikes=60, rides=2, seconds=100, faults=0.01)
@@ -127,7 +127,9 @@ def test_sigkill_mid_batch_and_restart_leaves_the_exact_rows(
     expected = snapshot(second_database)
     assert len(expected["readings"]) > 10_000
 
-    for _ in range(2):  # killed twice, at different points
+    # Stopped twice mid-stream: gracefully (SIGTERM: finish the batch, commit, leave the
+    # group, exit 0), then brutally (SIGKILL, possibly inside a transaction).
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         proc = ingest_process(settings, database_url)
         written = count(database_url, "SELECT count(*) FROM daily.readings")
         deadline = time.monotonic() + 120
@@ -136,8 +138,10 @@ def test_sigkill_mid_batch_and_restart_leaves_the_exact_rows(
             if now > written + 2_000:
                 break
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.send_signal(sig)
+        code = proc.wait(timeout=30)
+        if sig == signal.SIGTERM:
+            assert code == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else code
     assert count(database_url, "SELECT count(*) FROM daily.readings") < len(expected["readings"])
     wait_ok(ingest_process(settings, database_url, "--until-idle", "2"))
     assert snapshot(database_url) == expected
