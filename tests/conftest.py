@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def db(settings: Settings) -> Iterator[psycopg2.extensions.connection]:
     conn = psycopg2.connect(settings.require_database())
     yield conn
     conn.close()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """SIGTERM (a CI timeout, `kill`) interrupts like Ctrl-C, so teardown stops the servers."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

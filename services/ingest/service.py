@@ -104,7 +104,6 @@ class IngestService:
         self.consumer = make_consumer(settings, self.group)
         self.producer = make_producer(settings) if settings.ingest_publish_events else None
         self.positions: dict[tuple[str, int], int | None] = {}  # stored next offset per partition
-        self.partition_now: dict[int, str] = {}
         self.known_hours: set[str] = set()
         self.batch = Batch()
         self._published = 0  # events of self.batch already handed to the producer
