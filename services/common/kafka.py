@@ -80,12 +80,7 @@ def ensure_topics(
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     admin = _admin(settings)
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise ConfigError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc.args[0]}"
-        ) from exc
+    existing = _topic_names(admin, settings, timeout)
     missing = [t for t in topics if t not in existing]
     if not missing:
         return
@@ -109,9 +104,13 @@ def ensure_topics(
 
 def ping(settings: Settings, timeout: float = 5.0) -> None:
     """Raise ConfigError unless the broker answers a metadata request."""
-    admin = _admin(settings)
+    _topic_names(_admin(settings), settings, timeout)
+
+
+def _topic_names(admin: AdminClient, settings: Settings, timeout: float) -> set[str]:
+    """The topics the broker knows, or a ConfigError saying it cannot be reached."""
     try:
-        admin.list_topics(timeout=timeout)
+        return set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise ConfigError(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc.args[0]}"

@@ -20,15 +20,16 @@ class FencedError(RuntimeError):
 
 
 def load_offsets(
-    cur: Cursor, *, group: str, partitions: Iterable[tuple[str, int]]
+    cur: Cursor, *, group: str, partitions: Iterable[tuple[str, int]], lock: bool = False
 ) -> dict[tuple[str, int], int]:
-    """Stored next offsets of the given (topic, partition)s."""
+    """Stored next offsets of the given (topic, partition)s; `lock` holds their rows."""
     parts = list(partitions)
     if not parts:
         return {}
     cur.execute(
         "SELECT topic, kafka_partition, next_offset FROM daily.ingest_offsets "
-        "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s",
+        "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s"
+        + (" FOR UPDATE" if lock else ""),
         (group, tuple(parts)),
     )
     return {(t, p): o for t, p, o in cur.fetchall()}
@@ -67,14 +68,7 @@ def advance_offsets(
     new: dict[tuple[str, int], int],
 ) -> None:
     """Move each partition's stored offset from `expected` to `new`, or raise FencedError."""
-    stored = {}
-    if new:
-        cur.execute(
-            "SELECT topic, kafka_partition, next_offset FROM daily.ingest_offsets "
-            "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s FOR UPDATE",
-            (group, tuple(new)),
-        )
-        stored = {(t, p): o for t, p, o in cur.fetchall()}
+    stored = load_offsets(cur, group=group, partitions=new, lock=True)
     for tp in new:
         if stored.get(tp) != expected.get(tp):
             raise FencedError(

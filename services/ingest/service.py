@@ -116,13 +116,9 @@ class IngestService:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._wait_write()
         tps = [(tp.topic, tp.partition) for tp in partitions]
-        offsets, states = self._load(tps)
+        starts = self._restore(tps)
         for tp in partitions:
-            stored = offsets.get((tp.topic, tp.partition))
-            tp.offset = stored if stored is not None else OFFSET_BEGINNING
-            self.positions[(tp.topic, tp.partition)] = stored
-        for p, state in states.items():
-            self.sessions.load_partition(p, state)
+            tp.offset = starts[(tp.topic, tp.partition)]
         consumer.assign(partitions)
         log.info("assigned", extra={"partitions": [f"{t}[{p}]" for t, p in tps]})
 
@@ -223,20 +219,18 @@ class IngestService:
         self._publish()
 
     def _tick(self) -> None:
-        """Once a second: partition event times, silent rides, held readings, lag."""
+        """Once a second: lag, silent rides, held readings."""
+        lags = {tp: self._lag(*tp) for tp in self.positions}
+        for (topic, partition), lag in lags.items():
+            if lag is not None:
+                metrics.LAG.labels(topic, str(partition)).set(lag)
         now = self.sessions.partition_now
         if now:
             self.sessions.close_silent(self.batch, now, self.settings.ride_silence_s)
             if self.settings.ingest_split_topics:
                 bikes_topic = self.settings.topic_bikes
-                caught_up = {
-                    p for t, p in self.positions if t == bikes_topic and self._lag(t, p) == 0
-                }
+                caught_up = {p for (t, p), lag in lags.items() if t == bikes_topic and lag == 0}
                 self.sessions.expire_held(self.batch, now, caught_up)
-        for (topic, partition), _ in list(self.positions.items()):
-            lag = self._lag(topic, partition)
-            if lag is not None:
-                metrics.LAG.labels(topic, str(partition)).set(lag)
 
     def _lag(self, topic: str, partition: int) -> int | None:
         """Messages behind the high watermark of the last fetch; None before the first fetch."""
@@ -256,25 +250,14 @@ class IngestService:
 
     def _publish(self) -> None:
         """Hand new events and dead letters to the producer (acknowledged before the commit)."""
-        producer = self.producer
-        if producer is None:
+        if self.producer is None:
             return
         batch = self.batch
-        topic = self.settings.topic_events
-        produce = producer.produce
-        events = batch.events
-        for i in range(self._published, len(events)):
-            key, value = events[i]
-            while True:
-                try:
-                    produce(topic, value, key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        self._published = len(events)
-        rejects = batch.rejects
-        for i in range(self._rejects_published, len(rejects)):
-            r = rejects[i]
+        events_topic = self.settings.topic_events
+        for key, value in batch.events[self._published :]:
+            self._produce(events_topic, value, key)
+        self._published = len(batch.events)
+        for r in batch.rejects[self._rejects_published :]:
             value = orjson.dumps(
                 {
                     "topic": r.topic,
@@ -286,14 +269,19 @@ class IngestService:
                     "raw": r.raw.decode("utf-8", "replace"),
                 }
             )
-            while True:
-                try:
-                    produce(self.settings.topic_rejects, value, r.key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        self._rejects_published = len(rejects)
-        producer.poll(0)
+            self._produce(self.settings.topic_rejects, value, r.key)
+        self._rejects_published = len(batch.rejects)
+        self.producer.poll(0)
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+        """Produce one message, waiting for room when the local queue is full."""
+        assert self.producer is not None
+        while True:
+            try:
+                self.producer.produce(topic, value, key)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
 
     # --- the sink --------------------------------------------------------------------------
 
@@ -340,9 +328,9 @@ class IngestService:
         self.stats.rejects += len(batch.rejects)
         self.stats.batches += 1
         self.stats.last_commit_at = time.monotonic()
-        self.stats.last_commit_wall = now_ms = time.time()
+        self.stats.last_commit_wall = time.time()
         if batch.created_ms:
-            now_ms *= 1000
+            now_ms = self.stats.last_commit_wall * 1000
             self.stats.latencies_ms.extend(now_ms - c for c in batch.created_ms)
         metrics.READINGS.inc(len(batch.readings))
         metrics.RIDES.inc(len(batch.rides))
@@ -406,18 +394,23 @@ class IngestService:
             log.debug("kafka commit failed: %s", exc)
 
     def _reseek(self) -> None:
-        tps = list(self.positions)
+        """Back to what the database holds: its offsets and session state."""
+        for (t, p), start in self._restore(list(self.positions)).items():
+            self.consumer.seek(TopicPartition(t, p, start))
+
+    def _restore(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Load the stored offsets and sessions of these partitions; return where to start."""
         offsets, states = self._load(tps)
         for p in {p for _, p in tps}:
             self.sessions.drop_partition(p)
             if p in states:
                 self.sessions.load_partition(p, states[p])
-        for t, p in tps:
-            stored = offsets.get((t, p))
-            self.positions[(t, p)] = stored
-            self.consumer.seek(
-                TopicPartition(t, p, stored if stored is not None else OFFSET_BEGINNING)
-            )
+        starts = {}
+        for tp in tps:
+            stored = offsets.get(tp)
+            self.positions[tp] = stored
+            starts[tp] = stored if stored is not None else OFFSET_BEGINNING
+        return starts
 
     def _reconnect(self, exc: Exception, delay: float = 0.5) -> None:
         log.warning(
