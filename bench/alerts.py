@@ -115,9 +115,8 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
         harness.running_broker() as bootstrap,
         harness.running_postgres() as server,
         running_moto(work / "moto.log") as moto,
+        harness.scratch_database(server) as dsn,
     ):
-        template = harness.create_template(server)
-        dsn = harness.dsn_for(server, template)
         settings = harness.test_settings(
             bootstrap, dsn, work, ses_endpoint_url=moto, email_sender=SENDER
         )
@@ -142,7 +141,6 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
             metrics = worker.metrics()
         finally:
             worker.stop()
-            harness.admin_execute(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
 
     latencies, to_row, to_send = [], [], []
     for bike in fleet:

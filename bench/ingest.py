@@ -21,21 +21,18 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from services.common.config import Settings
-from services.common.infra_cli import LOCAL_TUNING
 from services.common.kafka import consumer_config, ensure_topics
 from services.simulator.fleet import Fleet, FleetConfig
 from services.simulator.pacing import MAX
 from services.simulator.producer import produce
 from tests import harness
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+RESULTS = harness.ROOT / "bench" / "results"
 TARGETS = {
     "w3_msgs_per_s": 80_000,
     "w1_msgs_per_s": 50_000,
@@ -51,9 +48,7 @@ def settings_for(bootstrap: str, dsn: str | None = None, **extra: Any) -> Settin
         _env_file=None,  # type: ignore[call-arg]
         kafka_bootstrap_servers=bootstrap,
         database_url=dsn,
-        kafka_session_timeout_ms=int(LOCAL_TUNING["KAFKA_SESSION_TIMEOUT_MS"]),
-        kafka_heartbeat_interval_ms=int(LOCAL_TUNING["KAFKA_HEARTBEAT_INTERVAL_MS"]),
-        kafka_fetch_wait_max_ms=int(LOCAL_TUNING["KAFKA_FETCH_WAIT_MAX_MS"]),
+        **harness.LOCAL_CLIENT_SETTINGS,
         **extra,
     )
 
@@ -93,25 +88,24 @@ def bare_consumer(bootstrap: str, topic: str, expected: int) -> float:
 
 
 def ingest_env(bootstrap: str, dsn: str, topic: str, group: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DATABASE_URL": dsn,
-        **LOCAL_TUNING,  # as `deloton infra up` writes them for the embedded broker
-        "TOPIC_RAW": topic,
-        "TOPIC_EVENTS": f"{topic}.events",
-        "TOPIC_REJECTS": f"{topic}.rejects",
-        "INGEST_GROUP": group,
-        "INGEST_METRICS_PORT": "0",
-    }
+    """The environment of an ingest process reading `topic` into `dsn` as `group`."""
+    settings = settings_for(
+        bootstrap,
+        dsn,
+        topic_raw=topic,
+        topic_events=f"{topic}.events",
+        topic_rejects=f"{topic}.rejects",
+        ingest_group=group,
+        ingest_metrics_port=0,
+    )
+    return harness.service_env(settings)
 
 
 def start_ingest(env: dict[str, str], until_idle: float, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "ingest",
          "--until-idle", str(until_idle), "--report", *extra],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=harness.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
@@ -126,13 +120,10 @@ def ingest_run(
     server: str, template: str, bootstrap: str, topic: str, processes: int
 ) -> dict[str, Any]:
     """Ingest the topic into a fresh database with N processes of one group."""
-    dsn = harness.create_database(server, template)
-    try:
+    with harness.cloned_database(server, template) as dsn:
         env = ingest_env(bootstrap, dsn, topic, f"bench-{uuid.uuid4().hex[:8]}")
         procs = [start_ingest(env, 3.0) for _ in range(processes)]
         parts = [finish(p) for p in procs]
-    finally:
-        harness.drop_database(server, dsn)
     consumed = sum(p["consumed"] for p in parts)
     seconds = max(p["last_commit_wall"] for p in parts) - min(
         p["first_message_wall"] for p in parts
@@ -160,16 +151,13 @@ def latency_run(
     topic = f"live-{uuid.uuid4().hex[:6]}"
     settings = settings_for(bootstrap)
     ensure_topics(settings, [topic, f"{topic}.events", f"{topic}.rejects"], partitions=4)
-    dsn = harness.create_database(server, template)
-    try:
+    with harness.cloned_database(server, template) as dsn:
         env = ingest_env(bootstrap, dsn, topic, f"live-{uuid.uuid4().hex[:8]}")
         proc = start_ingest(env, 20.0, "--track-latency")  # idle longer than the warm-up
         time.sleep(8)  # let the group join before the fleet starts riding
         fleet = Fleet(FleetConfig(bikes=bikes, rides=1, seconds=seconds, seed=3))
         produce(settings, fleet.messages(), 1.0, topics={"bikes": topic, "telemetry": topic})
         result = finish(proc)
-    finally:
-        harness.drop_database(server, dsn)
     return {
         k: v
         for k, v in result.items()
@@ -195,8 +183,11 @@ def main() -> int:
         "cpus": os.cpu_count(),
     }
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
-    with harness.running_broker() as bootstrap, harness.running_postgres() as server:
-        template = harness.create_template(server)
+    with (
+        harness.running_broker() as bootstrap,
+        harness.running_postgres() as server,
+        harness.template_database(server) as template,
+    ):
         print(f"Ingest benchmark ({os.cpu_count()} CPUs, broker {bootstrap})", flush=True)
 
         w3 = FleetConfig(bikes=args.bikes, rides=1, seconds=500, seed=1, start=past)
@@ -282,7 +273,6 @@ def main() -> int:
                 f"{live['max_rss_mb']:.0f} MB",
                 f"target <= {TARGETS['max_rss_mb']} MB",
             )
-        harness.admin_execute(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {RESULTS / 'ingest.json'}")

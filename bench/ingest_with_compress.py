@@ -50,44 +50,42 @@ def main() -> int:
     # The 10M old readings are far past retention either way.
     recent = now - timedelta(seconds=520)
     figures: dict[str, Any] = {"when": now.isoformat()}
-    with harness.running_broker() as bootstrap, harness.running_postgres() as server:
-        template = harness.create_template(server)
-        dsn = harness.create_database(server, template)
-        try:
-            print("generating the compress workload (10M readings) ...", flush=True)
-            figures["generate_s"] = round(generate(dsn, Workload(), now=now), 1)
-            for topic, first in (("fleet-a", 0), ("fleet-b", 1000)):
-                config = FleetConfig(
-                    bikes=1000, rides=1, seconds=500, seed=5, start=recent, first_serial=first
-                )
-                figures[f"{topic}_messages"] = preload(bootstrap, topic, config, 4, True)
-
-            alone = finish(start_ingest(ingest_env(bootstrap, dsn, "fleet-a", "bench-a"), 3.0))
-            figures["ingest_alone"] = alone
-
-            group = f"bench-b-{uuid.uuid4().hex[:6]}"
-            proc = start_ingest(ingest_env(bootstrap, dsn, "fleet-b", group), 3.0)
-            while stored_offsets(dsn, group) < 50_000:  # ingest is under way
-                time.sleep(0.05)
-            compress: dict[str, Any] = {}
-            before = stored_offsets(dsn, group)
-            t0 = time.perf_counter()
-            worker = threading.Thread(
-                target=lambda: compress.update(run_compress_bench(dsn, now=recent))
+    with (
+        harness.running_broker() as bootstrap,
+        harness.running_postgres() as server,
+        harness.scratch_database(server) as dsn,
+    ):
+        print("generating the compress workload (10M readings) ...", flush=True)
+        figures["generate_s"] = round(generate(dsn, Workload(), now=now), 1)
+        for topic, first in (("fleet-a", 0), ("fleet-b", 1000)):
+            config = FleetConfig(
+                bikes=1000, rides=1, seconds=500, seed=5, start=recent, first_serial=first
             )
-            worker.start()
-            worker.join()
-            window = time.perf_counter() - t0
-            during = (stored_offsets(dsn, group) - before) / window
-            together = finish(proc)
-            figures |= {
-                "ingest_with_compress": together,
-                "ingest_during_compress_msgs_per_s": round(during),
-                "compress": compress,
-            }
-        finally:
-            harness.drop_database(server, dsn)
-            harness.admin_execute(server, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            figures[f"{topic}_messages"] = preload(bootstrap, topic, config, 4, True)
+
+        alone = finish(start_ingest(ingest_env(bootstrap, dsn, "fleet-a", "bench-a"), 3.0))
+        figures["ingest_alone"] = alone
+
+        group = f"bench-b-{uuid.uuid4().hex[:6]}"
+        proc = start_ingest(ingest_env(bootstrap, dsn, "fleet-b", group), 3.0)
+        while stored_offsets(dsn, group) < 50_000:  # ingest is under way
+            time.sleep(0.05)
+        compress: dict[str, Any] = {}
+        before = stored_offsets(dsn, group)
+        t0 = time.perf_counter()
+        worker = threading.Thread(
+            target=lambda: compress.update(run_compress_bench(dsn, now=recent))
+        )
+        worker.start()
+        worker.join()
+        window = time.perf_counter() - t0
+        during = (stored_offsets(dsn, group) - before) / window
+        together = finish(proc)
+        figures |= {
+            "ingest_with_compress": together,
+            "ingest_during_compress_msgs_per_s": round(during),
+            "compress": compress,
+        }
 
     result = compress["result"]
     print("Ingest while compress runs (1,004,000 messages each, 1,000 bikes, 4 partitions)")

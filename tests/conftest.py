@@ -39,17 +39,15 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_template(pg_server: str) -> Iterator[str]:
     """A migrated template database that each test's database is cloned from."""
-    name = harness.create_template(pg_server)
-    yield name
-    harness.admin_execute(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with harness.template_database(pg_server) as name:
+        yield name
 
 
 @pytest.fixture
 def database_url(pg_server: str, pg_template: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    dsn = harness.create_database(pg_server, pg_template)
-    yield dsn
-    harness.drop_database(pg_server, dsn)
+    with harness.cloned_database(pg_server, pg_template) as dsn:
+        yield dsn
 
 
 @pytest.fixture

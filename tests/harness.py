@@ -17,9 +17,15 @@ from pathlib import Path
 
 import psycopg2
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from services.common import db, infra
 from services.common.config import Settings
+from services.common.infra_cli import LOCAL_TUNING
+
+ROOT = Path(__file__).resolve().parents[1]
+# The client timings `deloton infra up` writes for the embedded broker, as Settings fields.
+LOCAL_CLIENT_SETTINGS = {name.lower(): int(value) for name, value in LOCAL_TUNING.items()}
 
 
 @contextlib.contextmanager
@@ -92,15 +98,30 @@ def create_database(server_dsn: str, template: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_database(server_dsn: str) -> Iterator[str]:
-    """A new migrated database for the duration of the block; yields its DSN."""
-    template = create_template(server_dsn)
+def template_database(server_dsn: str) -> Iterator[str]:
+    """A migrated template database for the duration of the block; yields its name."""
+    name = create_template(server_dsn)
+    try:
+        yield name
+    finally:
+        admin_execute(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def cloned_database(server_dsn: str, template: str) -> Iterator[str]:
+    """A fresh database cloned from the template for the duration of the block; yields its DSN."""
     dsn = create_database(server_dsn, template)
     try:
         yield dsn
     finally:
         drop_database(server_dsn, dsn)
-        admin_execute(server_dsn, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def scratch_database(server_dsn: str) -> Iterator[str]:
+    """A new migrated database for the duration of the block; yields its DSN."""
+    with template_database(server_dsn) as template, cloned_database(server_dsn, template) as dsn:
+        yield dsn
 
 
 def drop_database(server_dsn: str, dsn: str) -> None:
@@ -127,9 +148,7 @@ def test_settings(bootstrap: str, database_url: str | None, workdir: Path, **ove
     values: dict[str, object] = {
         "kafka_bootstrap_servers": bootstrap,
         "database_url": database_url,
-        "kafka_session_timeout_ms": 6000,
-        "kafka_heartbeat_interval_ms": 500,
-        "kafka_fetch_wait_max_ms": 100,
+        **LOCAL_CLIENT_SETTINGS,
         "state_dir": workdir / ".deloton",
         "email_outbox_dir": workdir / "outbox",
         "ingest_group": f"ingest-{uuid.uuid4().hex[:8]}",
@@ -140,6 +159,34 @@ def test_settings(bootstrap: str, database_url: str | None, workdir: Path, **ove
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+# Fields a service process needs from the test's Settings, passed through its environment.
+SERVICE_FIELDS = (
+    "kafka_bootstrap_servers",
+    "database_url",
+    *LOCAL_CLIENT_SETTINGS,
+    "topic_raw",
+    "topic_bikes",
+    "topic_telemetry",
+    "topic_events",
+    "topic_rejects",
+    "topic_alerts",
+    "ingest_group",
+    "ingest_metrics_port",
+)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `deloton` process that must run with these settings."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for field in SERVICE_FIELDS:
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            env[field.upper()] = str(value)
+    return env | extra
 
 
 def consume_all(

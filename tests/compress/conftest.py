@@ -36,8 +36,7 @@ def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def reference_conn(pg_server: str, pg_template: str) -> Iterator[psycopg2.extensions.connection]:
     """A connection to a second fresh database, to compute the state a clean run reaches."""
-    dsn = harness.create_database(pg_server, pg_template)
-    connection = psycopg2.connect(dsn)
-    yield connection
-    connection.close()
-    harness.drop_database(pg_server, dsn)
+    with harness.cloned_database(pg_server, pg_template) as dsn:
+        connection = psycopg2.connect(dsn)
+        yield connection
+        connection.close()

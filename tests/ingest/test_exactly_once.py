@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -22,7 +20,6 @@ from services.simulator.models import BIKES, TELEMETRY
 from tests import harness
 from tests.ingest.helpers import produce, run_ingest
 
-ROOT = Path(__file__).resolve().parents[2]
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 TABLES = {
     "readings": "SELECT * FROM daily.readings ORDER BY ride_id, elapsed_s",
@@ -65,9 +62,8 @@ def count(dsn: str, sql: str) -> int:
 @pytest.fixture
 def second_database(pg_server: str, pg_template: str) -> Iterator[str]:
     """Another fresh database, for a reference run beside the test's own."""
-    dsn = harness.create_database(pg_server, pg_template)
-    yield dsn
-    harness.drop_database(pg_server, dsn)
+    with harness.cloned_database(pg_server, pg_template) as dsn:
+        yield dsn
 
 
 def fleet_messages(bikes: int, rides: int, seconds: int, faults: float = 0.0, seed: int = 7):
@@ -88,26 +84,11 @@ def reference_run(settings: Settings, dsn: str) -> None:
 
 def ingest_process(settings: Settings, dsn: str, *extra: str) -> subprocess.Popen[bytes]:
     """`deloton ingest` as its own process, configured through the environment."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "DATABASE_URL": dsn,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "TOPIC_RAW": settings.topic_raw,
-        "TOPIC_BIKES": settings.topic_bikes,
-        "TOPIC_TELEMETRY": settings.topic_telemetry,
-        "TOPIC_EVENTS": settings.topic_events,
-        "TOPIC_REJECTS": settings.topic_rejects,
-        "INGEST_GROUP": settings.ingest_group,
-        "INGEST_BATCH_SIZE": "1000",
-        "INGEST_METRICS_PORT": "0",
-    }
+    env = harness.service_env(settings, DATABASE_URL=dsn, INGEST_BATCH_SIZE="1000")
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "ingest", *extra],
         env=env,
-        cwd=ROOT,
+        cwd=harness.ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
