@@ -15,7 +15,10 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from services.common.ages import age_on
 from services.common.config import Settings
+
+__all__ = ["Limits", "Thresholds", "age_on", "limits_for", "max_heart_rate", "min_heart_rate"]
 
 # Ages at which the second and third minimum-heart-rate bands begin (18-39, 40-64, 65+).
 DEFAULT_MIN_BAND_STARTS = (40, 65)
@@ -65,12 +68,6 @@ class Limits:
         if heart_rate < self.low:
             return "low"
         return None
-
-
-def age_on(date_of_birth: date, day: date) -> int:
-    """Whole years completed on `day` (the birthday itself counts)."""
-    before_birthday = (day.month, day.day) < (date_of_birth.month, date_of_birth.day)
-    return day.year - date_of_birth.year - int(before_birthday)
 
 
 def max_heart_rate(gender: str, age: int, t: Thresholds) -> float:

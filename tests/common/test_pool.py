@@ -1,0 +1,33 @@
+"""The readers' pool: dict rows, read-only transactions, a clear error when unreachable."""
+
+import psycopg
+import pytest
+
+from services.common import pool
+from services.common.config import ConfigError
+
+
+def test_read_only_transaction_refuses_writes(database_url: str) -> None:
+    readers = pool.open_pool(database_url, max_size=2)
+    try:
+        with pool.read_only(readers) as conn:
+            row = conn.execute("SELECT count(*) AS n FROM daily.rides").fetchone()
+            assert row == {"n": 0}
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), pool.read_only(readers) as conn:
+            conn.execute("DELETE FROM daily.rides")
+        with pool.read_only(readers) as conn:  # the connection went back usable
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    finally:
+        readers.close()
+
+
+def test_single_connection_is_read_only(database_url: str) -> None:
+    with pool.read_only_connection(database_url) as conn:
+        assert conn.execute("SHOW transaction_read_only").fetchone() == {
+            "transaction_read_only": "on"
+        }
+
+
+def test_unreachable_server_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        pool.open_pool("postgresql://nobody@127.0.0.1:1/none", timeout_s=1)
