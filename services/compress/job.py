@@ -44,6 +44,7 @@ class CompressResult:
     rides_summarised: int = 0
     summary_batches: int = 0
     riders_upserted: int = 0
+    summaries_updated: int = 0  # summarised rides that got readings (or an end) since
     tombstoned_summaries_purged: int = 0
     partitions_dropped: int = 0
     readings_dropped_estimate: int = 0  # from the catalogue: counting would read what DROP spares
@@ -111,6 +112,7 @@ class _Job:
             return self.result
         try:
             self._timed("summarise", self.summarise)
+            self._timed("refresh", self.refresh)
             self._timed("drop_partitions", self.drop_partitions)
             self._timed("delete_rows", self.delete_rows)
             self._timed("riders", self.clean_riders)
@@ -136,13 +138,16 @@ class _Job:
 
     def summarise(self) -> None:
         """Summaries (and their riders) for finished rides, one transaction per batch."""
-        quiet_since = self.now - timedelta(seconds=self.cfg.ride_silence_s)
         after: tuple[datetime, int] | None = None
         while True:
             with transaction(self.conn) as cur:
                 repo.tune_for_batch(cur)
                 batch = repo.finished_unsummarised_rides(
-                    cur, quiet_since=quiet_since, after=after, limit=self._batch
+                    cur,
+                    now=self.now,
+                    silence_s=self.cfg.ride_silence_s,
+                    after=after,
+                    limit=self._batch,
                 )
                 if batch is None:
                     break
@@ -156,6 +161,24 @@ class _Job:
             self.hook("summarise", written)
         with transaction(self.conn) as cur:
             self.result.tombstoned_summaries_purged = repo.purge_tombstoned_summaries(cur)
+
+    def refresh(self) -> None:
+        """Fold readings that arrived after their ride was summarised into its summary.
+
+        Runs before retention, which removes only readings a summary counts: a reading that
+        lands between this step and retention stays in daily until the next run adds it.
+        """
+        after: tuple[datetime, int] | None = None
+        while True:
+            with transaction(self.conn) as cur:
+                repo.tune_for_batch(cur)
+                batch = repo.summarised_rides(cur, after=after, limit=self._batch)
+                if batch is None:
+                    break
+                updated = repo.refresh_summaries(cur, batch=batch)
+            self.result.summaries_updated += updated
+            after = batch.last
+            self.hook("refresh", updated)
 
     @property
     def _batch(self) -> int:

@@ -118,27 +118,55 @@ def tune_for_batch(cur: Cursor) -> None:
     cur.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
 
 
+# When a ride counts as quiet since: RIDE_SILENCE_S before ingest's committed event time on
+# the partition that feeds it (never later than the run's clock, which holds back a partition
+# pushed ahead by one bike whose clock runs fast). NULL while ingest has committed no event
+# time there: nothing is known to have come after the ride. A ride without a recorded feed
+# (written before it was recorded, or by another writer) falls back to the run's clock.
+_QUIET_SINCE = """CROSS JOIN LATERAL (
+        SELECT count(*) > 0 AS fed, max(o.event_time) AS progress
+        FROM daily.ride_feeds f
+        LEFT JOIN daily.ingest_offsets o ON o.consumer_group = f.consumer_group
+                                        AND o.kafka_partition = f.kafka_partition
+        WHERE f.ride_id = d.ride_id
+    ) pr
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN NOT pr.fed THEN %(now)s::timestamptz
+                    WHEN pr.progress IS NULL THEN NULL
+                    ELSE least(%(now)s::timestamptz, pr.progress)
+               END - make_interval(secs => %(silence)s) AS quiet_since
+    ) q"""
+
+
 def finished_unsummarised_rides(
-    cur: Cursor, *, quiet_since: datetime, after: tuple[datetime, int] | None, limit: int
+    cur: Cursor,
+    *,
+    now: datetime,
+    silence_s: float,
+    after: tuple[datetime, int] | None,
+    limit: int,
 ) -> RideBatch | None:
     """The next `limit` finished, unsettled rides in (started_at, ride_id) order after `after`.
 
-    Finished: ingest set ended_at, or nothing was recorded for the ride since `quiet_since`
-    (now - ride_silence_s; covers an ingest that stopped mid-ride).
+    Finished: ingest set ended_at, or ingest has read `silence_s` of event time past the ride's
+    last reading on the partition that feeds it, and nothing came for the ride (see
+    _QUIET_SINCE). An ingest that lags, is paused or backfills old data keeps its rides open.
     """
     cur.execute(
         f"""
         SELECT d.ride_id, d.started_at, {_NEXT_START} FROM daily.rides d
+        {_QUIET_SINCE}
         WHERE {_AFTER}
           AND (d.ended_at IS NOT NULL
-               OR (d.started_at < %(quiet)s
+               OR (d.started_at < q.quiet_since
                    AND NOT EXISTS (SELECT 1 FROM daily.readings r
-                                   WHERE r.ride_id = d.ride_id AND r.recorded_at >= %(quiet)s)))
+                                   WHERE r.ride_id = d.ride_id
+                                     AND r.recorded_at >= q.quiet_since)))
           AND {_UNSETTLED.format(d="d")}
         ORDER BY d.started_at, d.ride_id
         LIMIT %(limit)s
         """,
-        {**_keyset(after), "quiet": quiet_since, "limit": limit},
+        {**_keyset(after), "now": now, "silence": silence_s, "limit": limit},
     )
     return RideBatch.from_rows(cur.fetchall())
 
@@ -166,12 +194,13 @@ def insert_ride_summaries(cur: Cursor, *, batch: RideBatch) -> int:
         INSERT INTO historical.rides (
             ride_id, user_id, bike_serial, model, started_at, ended_at, duration_s,
             readings_count, heart_rate_readings, avg_heart_rate, max_heart_rate,
-            avg_power, max_power, total_energy_kj, avg_rpm, avg_resistance, alert_count)
+            avg_power, max_power, total_energy_kj, avg_rpm, avg_resistance, alert_count,
+            last_elapsed_s)
         SELECT d.ride_id, d.user_id, d.bike_serial, d.model, d.started_at, e.ended_at,
                greatest(0, round(extract(epoch FROM e.ended_at - d.started_at)))::integer,
                coalesce(r.n, 0), coalesce(r.hr_n, 0), r.avg_hr, r.max_hr,
                r.avg_power, r.max_power, r.energy_kj, r.avg_rpm, r.avg_resistance,
-               coalesce(a.n, 0)
+               coalesce(a.n, 0), r.last_elapsed_s
         FROM daily.rides d
         LEFT JOIN (
             SELECT ride_id,
@@ -184,7 +213,8 @@ def insert_ride_summaries(cur: Cursor, *, batch: RideBatch) -> int:
                    sum(power) / 1000.0 AS energy_kj,
                    avg(rpm)::double precision AS avg_rpm,
                    avg(resistance)::double precision AS avg_resistance,
-                   max(recorded_at) AS last_at
+                   max(recorded_at) AS last_at,
+                   max(elapsed_s) AS last_elapsed_s
             FROM daily.readings
             WHERE ride_id = ANY(%(ids)s) AND recorded_at >= %(from)s
               AND (%(before)s::timestamptz IS NULL OR recorded_at < %(before)s::timestamptz)
@@ -200,6 +230,88 @@ def insert_ride_summaries(cur: Cursor, *, batch: RideBatch) -> int:
         WHERE d.ride_id = ANY(%(ids)s)
           AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = d.ride_id)
         ON CONFLICT (ride_id) DO NOTHING
+        """,
+        {"ids": batch.ride_ids, "from": batch.readings_from, "before": batch.readings_before},
+    )
+    return cur.rowcount
+
+
+def summarised_rides(
+    cur: Cursor, *, after: tuple[datetime, int] | None, limit: int
+) -> RideBatch | None:
+    """The next `limit` daily rides that have a summary, in (started_at, ride_id) order."""
+    cur.execute(
+        f"""SELECT d.ride_id, d.started_at, {_NEXT_START} FROM daily.rides d
+            WHERE {_AFTER}
+              AND EXISTS (SELECT 1 FROM historical.rides h WHERE h.ride_id = d.ride_id)
+            ORDER BY d.started_at, d.ride_id LIMIT %(limit)s""",
+        {**_keyset(after), "limit": limit},
+    )
+    return RideBatch.from_rows(cur.fetchall())
+
+
+def refresh_summaries(cur: Cursor, *, batch: RideBatch) -> int:
+    """Add readings that arrived after a ride was summarised to its summary; return rows updated.
+
+    A reading is new when its elapsed_s is above the summary's last_elapsed_s (ingest writes a
+    ride's readings in increasing elapsed_s). Only the new readings are read, one index probe
+    per ride when there are none, and they are folded into the stored figures, so this stays
+    exact after retention has removed some of the ride's earlier readings. ended_at follows
+    the daily ride's (ingest moves it when a late tail arrives).
+    """
+    cur.execute(
+        """
+        WITH fresh AS (
+            SELECT d.ride_id, d.ended_at AS ride_end, f.*
+            FROM daily.rides d
+            JOIN historical.rides h ON h.ride_id = d.ride_id
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS n,
+                       count(nullif(r.heart_rate, 0)) AS hr_n,
+                       sum(nullif(r.heart_rate, 0))::double precision AS hr_sum,
+                       max(nullif(r.heart_rate, 0)) AS hr_max,
+                       sum(r.power) AS power_sum,
+                       max(r.power) AS power_max,
+                       sum(r.rpm)::double precision AS rpm_sum,
+                       sum(r.resistance)::double precision AS resistance_sum,
+                       max(r.recorded_at) AS last_at,
+                       max(r.elapsed_s) AS last_elapsed_s
+                FROM daily.readings r
+                WHERE r.ride_id = d.ride_id AND r.recorded_at >= d.started_at
+                  AND r.recorded_at >= %(from)s
+                  AND (%(before)s::timestamptz IS NULL
+                       OR r.recorded_at < %(before)s::timestamptz)
+                  AND r.elapsed_s > coalesce(h.last_elapsed_s, -2147483648)
+            ) f
+            WHERE d.ride_id = ANY(%(ids)s)
+              AND (f.n > 0 OR d.ended_at IS DISTINCT FROM h.ended_at AND d.ended_at IS NOT NULL)
+        )
+        UPDATE historical.rides h SET
+            readings_count = h.readings_count + x.n,
+            heart_rate_readings = h.heart_rate_readings + x.hr_n,
+            avg_heart_rate = CASE WHEN x.hr_n = 0 THEN h.avg_heart_rate
+                ELSE (coalesce(h.avg_heart_rate * h.heart_rate_readings, 0) + x.hr_sum)
+                     / (h.heart_rate_readings + x.hr_n) END,
+            max_heart_rate = greatest(h.max_heart_rate, x.hr_max),
+            avg_power = CASE WHEN x.n = 0 THEN h.avg_power
+                ELSE (coalesce(h.avg_power * h.readings_count, 0) + x.power_sum)
+                     / (h.readings_count + x.n) END,
+            max_power = greatest(h.max_power, x.power_max),
+            total_energy_kj = CASE WHEN x.n = 0 THEN h.total_energy_kj
+                ELSE coalesce(h.total_energy_kj, 0) + x.power_sum / 1000.0 END,
+            avg_rpm = CASE WHEN x.n = 0 THEN h.avg_rpm
+                ELSE (coalesce(h.avg_rpm * h.readings_count, 0) + x.rpm_sum)
+                     / (h.readings_count + x.n) END,
+            avg_resistance = CASE WHEN x.n = 0 THEN h.avg_resistance
+                ELSE (coalesce(h.avg_resistance * h.readings_count, 0) + x.resistance_sum)
+                     / (h.readings_count + x.n) END,
+            last_elapsed_s = coalesce(x.last_elapsed_s, h.last_elapsed_s),
+            ended_at = coalesce(x.ride_end, greatest(h.ended_at, x.last_at)),
+            duration_s = greatest(0, round(extract(epoch FROM
+                coalesce(x.ride_end, greatest(h.ended_at, x.last_at)) - h.started_at)))::integer,
+            summarised_at = now()
+        FROM fresh x
+        WHERE h.ride_id = x.ride_id
         """,
         {"ids": batch.ride_ids, "from": batch.readings_from, "before": batch.readings_before},
     )
@@ -255,18 +367,27 @@ def partitions_older_than(cur: Cursor, *, cutoff: datetime) -> list[Partition]:
 
 
 def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
-    """True when the partition has readings of a daily ride not yet summarised nor tombstoned.
+    """True when the partition has a reading no summary counts, of a ride still in daily.
 
-    Driven from the (few) unsettled rides, probing the partition's primary key for each.
-    Readings whose ride row is gone are leftovers of rides already removed, and do not count.
+    A reading is counted once its ride is tombstoned, or summarised up to its elapsed second
+    (last_elapsed_s). Driven from the daily rides that started before the partition ends,
+    probing the partition's primary key (ride_id, elapsed_s) for each. Readings whose ride
+    row is gone are leftovers of rides already removed, and do not count.
     """
     cur.execute(
         sql.SQL(
-            f"""SELECT EXISTS (
-                    SELECT 1 FROM daily.rides d
-                    WHERE {_UNSETTLED.format(d="d")}
-                      AND EXISTS (SELECT 1 FROM {{part}} p WHERE p.ride_id = d.ride_id))"""
-        ).format(part=sql.Identifier("daily", partition.name))
+            """SELECT EXISTS (
+                   SELECT 1 FROM daily.rides d
+                   LEFT JOIN historical.rides h ON h.ride_id = d.ride_id
+                   WHERE d.started_at < %(end)s
+                     AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t
+                                     WHERE t.ride_id = d.ride_id)
+                     AND EXISTS (SELECT 1 FROM {part} p
+                                 WHERE p.ride_id = d.ride_id
+                                   AND (h.ride_id IS NULL OR p.elapsed_s
+                                        > coalesce(h.last_elapsed_s, -2147483648))))"""
+        ).format(part=sql.Identifier("daily", partition.name)),
+        {"end": partition.end},
     )
     row = cur.fetchone()
     return bool(row and row[0])
@@ -346,13 +467,18 @@ def delete_readings_before(
 ) -> int:
     """Delete the batch's readings recorded before `cutoff`, outside `skip_ranges`; return count.
 
-    skip_ranges are partitions whose DROP is only postponed (lock busy): deleting their rows
-    one by one would waste the cheap drop the next run will do.
+    Only readings a summary counts go (or any of a tombstoned ride): one that arrived after
+    the last refresh stays for the next run to add. skip_ranges are partitions whose DROP is
+    only postponed (lock busy): deleting their rows one by one would waste the cheap drop
+    the next run will do.
     """
     cur.execute(
         """DELETE FROM daily.readings r
            WHERE r.ride_id = ANY(%(ids)s) AND r.recorded_at >= %(from)s
              AND r.recorded_at < %(cutoff)s
+             AND (EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = r.ride_id)
+                  OR EXISTS (SELECT 1 FROM historical.rides h
+                             WHERE h.ride_id = r.ride_id AND r.elapsed_s <= h.last_elapsed_s))
              AND NOT EXISTS (
                  SELECT 1 FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS s(lo, hi)
                  WHERE r.recorded_at >= s.lo AND r.recorded_at < s.hi)""",

@@ -14,6 +14,7 @@ class RideRow(NamedTuple):
     user_id: int
     model: str
     started_at: str  # "YYYY-MM-DD HH:MM:SS[.ffffff]" UTC
+    partition: int = 0  # Kafka partition of the bike's stream (compress reads its progress)
 
 
 class RejectRow(NamedTuple):

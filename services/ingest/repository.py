@@ -66,20 +66,33 @@ def advance_offsets(
     group: str,
     expected: dict[tuple[str, int], int | None],
     new: dict[tuple[str, int], int],
+    event_times: dict[tuple[str, int], str] | None = None,
 ) -> None:
-    """Move each partition's stored offset from `expected` to `new`, or raise FencedError."""
+    """Move each partition's stored offset from `expected` to `new`, or raise FencedError.
+
+    `event_times` is each partition's committed event time (the latest reading time read up
+    to `new`); it only moves forward, and compress judges silent rides by it.
+    """
     stored = load_offsets(cur, group=group, partitions=new, lock=True)
     for tp in new:
         if stored.get(tp) != expected.get(tp):
             raise FencedError(
                 f"{tp[0]}[{tp[1]}] is at {stored.get(tp)}, expected {expected.get(tp)}"
             )
+    times = event_times or {}
     execute_values(
         cur,
-        "INSERT INTO daily.ingest_offsets (consumer_group, topic, kafka_partition, next_offset) "
-        "VALUES %s ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
-        "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-        [(group, t, p, o) for (t, p), o in new.items()],
+        "INSERT INTO daily.ingest_offsets "
+        "(consumer_group, topic, kafka_partition, next_offset, event_time) "
+        "SELECT v.g, v.t, v.p, v.o, v.e::timestamptz "
+        "FROM (VALUES %s) AS v (g, t, p, o, e) "
+        "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
+        "SET next_offset = EXCLUDED.next_offset, updated_at = now(), "
+        "event_time = GREATEST(daily.ingest_offsets.event_time, EXCLUDED.event_time)",
+        [
+            (group, t, p, o, times[(t, p)] + "+00" if (t, p) in times else None)
+            for (t, p), o in new.items()
+        ],
     )
 
 
@@ -154,6 +167,20 @@ def insert_rides(cur: Cursor, *, rides: list[RideRow]) -> None:
         "WHERE NOT EXISTS (SELECT 1 FROM historical.deleted_rides d WHERE d.ride_id = v.ride_id) "
         "ON CONFLICT DO NOTHING",
         [(r.ride_id, r.bike_serial, r.user_id, r.model, r.started_at + "+00") for r in rides],
+    )
+
+
+def record_ride_feeds(cur: Cursor, *, group: str, rides: list[RideRow]) -> None:
+    """Which group and partition feed each new ride (compress reads their progress)."""
+    if not rides:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO daily.ride_feeds (ride_id, consumer_group, kafka_partition) "
+        "SELECT v.ride_id, v.g, v.p FROM (VALUES %s) AS v (ride_id, g, p) "
+        "WHERE EXISTS (SELECT 1 FROM daily.rides r WHERE r.ride_id = v.ride_id) "
+        "ON CONFLICT DO NOTHING",
+        [(r.ride_id, group, r.partition) for r in rides],
     )
 
 

@@ -41,6 +41,7 @@ class WriteJob:
     batch: Batch
     expected: dict[tuple[str, int], int | None]
     states: dict[int, dict[str, Any]]
+    event_times: dict[tuple[str, int], str]  # committed event time of each partition
 
 
 @dataclass
@@ -350,7 +351,11 @@ class IngestService:
         partitions = {b.partition for k in batch.dirty if (b := self.sessions.bikes.get(k))}
         states = {p: self.sessions.dump_partition(p, batch.dirty) for p in partitions}
         expected = {tp: self.positions.get(tp) for tp in batch.offsets}
-        return WriteJob(batch, expected, states)
+        # The sessioniser has read exactly this batch's messages so far: its event time per
+        # partition is what these offsets commit to (compress judges silence by it).
+        now = self.sessions.partition_now
+        event_times = {tp: now[tp[1]] for tp in batch.offsets if tp[1] in now}
+        return WriteJob(batch, expected, states, event_times)
 
     def _write(self, job: WriteJob) -> None:
         """One transaction for the whole batch, retried on connection loss (writer thread)."""
@@ -368,11 +373,16 @@ class IngestService:
         batch = job.batch
         with db.transaction(self.conn) as cur:
             repository.advance_offsets(
-                cur, group=self.group, expected=job.expected, new=batch.offsets
+                cur,
+                group=self.group,
+                expected=job.expected,
+                new=batch.offsets,
+                event_times=job.event_times,
             )
             repository.upsert_bikes(cur, bikes=batch.bikes)
             repository.upsert_riders(cur, riders=batch.riders)
             repository.insert_rides(cur, rides=batch.rides)
+            repository.record_ride_feeds(cur, group=self.group, rides=batch.rides)
             repository.end_rides(cur, ends=batch.ride_ends)
             if batch.hours - self.known_hours:
                 repository.ensure_partitions(

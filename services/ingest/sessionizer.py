@@ -354,7 +354,9 @@ class Sessionizer:
     def _open(self, batch: Batch, bike: Bike, ride: Ride, rider: Rider, rec: SystemLine) -> None:
         batch.add_rider(rider, rec.ts)
         batch.rides.append(
-            RideRow(ride.ride_id, ride.bike_serial, rider.user_id, rec.model, rec.ts)
+            RideRow(
+                ride.ride_id, ride.bike_serial, rider.user_id, rec.model, rec.ts, bike.partition
+            )
         )
         batch.touch_bike(ride.bike_serial, rec.model, rec.ts)
         if self.publish:

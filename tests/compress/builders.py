@@ -64,6 +64,34 @@ def add_ride(
     )
 
 
+def add_feed(cur: Cursor, ride_id: int, *, group: str = "ingest", partition: int = 0) -> None:
+    """Record which ingest group and partition feed a ride, as ingest does."""
+    cur.execute(
+        "INSERT INTO daily.ride_feeds (ride_id, consumer_group, kafka_partition) "
+        "VALUES (%s, %s, %s)",
+        (ride_id, group, partition),
+    )
+
+
+def set_progress(
+    cur: Cursor,
+    event_time: datetime | None,
+    *,
+    group: str = "ingest",
+    topic: str = "deloton",
+    partition: int = 0,
+) -> None:
+    """Store ingest's committed event time of one partition (with a made-up offset)."""
+    cur.execute(
+        """INSERT INTO daily.ingest_offsets
+               (consumer_group, topic, kafka_partition, next_offset, event_time)
+           VALUES (%s, %s, %s, 1, %s)
+           ON CONFLICT (consumer_group, topic, kafka_partition)
+           DO UPDATE SET event_time = EXCLUDED.event_time""",
+        (group, topic, partition, event_time),
+    )
+
+
 def readings_frame(
     ride_id: int,
     started_at: datetime,
