@@ -6,9 +6,10 @@ ALTER TABLE daily.ingest_offsets ADD COLUMN event_time timestamptz;
 
 -- Which consumer group and partition number feed each ride: its progress is that group's
 -- event time on that partition (over every topic it reads, for split topics). Kept beside
--- daily.rides rather than in it, and gone with the ride.
+-- daily.rides rather than in it; compress deletes a ride's row with the ride. No foreign
+-- key, so that TRUNCATE daily.rides (tests, benchmarks, resets) keeps working.
 CREATE TABLE daily.ride_feeds (
-    ride_id         bigint PRIMARY KEY REFERENCES daily.rides (ride_id) ON DELETE CASCADE,
+    ride_id         bigint PRIMARY KEY,
     consumer_group  text NOT NULL,
     kafka_partition integer NOT NULL
 );

@@ -253,6 +253,7 @@ class _Job:
             self.result.alerts_removed += repo.delete_orphan_alerts_of_tombstoned(
                 cur, cutoff=self.cutoff
             )
+            repo.delete_orphan_ride_feeds(cur)
 
     def clean_riders(self) -> None:
         """Remove daily riders no daily ride references, after copying them to historical."""

@@ -527,6 +527,8 @@ def remove_drained_rides(cur: Cursor, *, ride_ids: list[int]) -> RemovedRides:
             DELETE FROM daily.alerts a USING gone g WHERE a.ride_id = g.ride_id RETURNING 1
         ), rides_gone AS (
             DELETE FROM daily.rides d USING gone g WHERE d.ride_id = g.ride_id RETURNING 1
+        ), feeds_gone AS (
+            DELETE FROM daily.ride_feeds f USING gone g WHERE f.ride_id = g.ride_id
         )
         SELECT (SELECT count(*) FROM rides_gone), (SELECT count(*) FROM alerts_gone),
                (SELECT count(*) FROM counted)
@@ -536,6 +538,15 @@ def remove_drained_rides(cur: Cursor, *, ride_ids: list[int]) -> RemovedRides:
     row = cur.fetchone()
     assert row is not None
     return RemovedRides(rides=int(row[0]), alerts=int(row[1]), alert_counts_updated=int(row[2]))
+
+
+def delete_orphan_ride_feeds(cur: Cursor) -> int:
+    """Delete the feed rows of rides removed by someone else (an analyst's DELETE)."""
+    cur.execute(
+        """DELETE FROM daily.ride_feeds f
+           WHERE NOT EXISTS (SELECT 1 FROM daily.rides d WHERE d.ride_id = f.ride_id)"""
+    )
+    return cur.rowcount
 
 
 def delete_orphan_alerts_of_tombstoned(cur: Cursor, *, cutoff: datetime) -> int:

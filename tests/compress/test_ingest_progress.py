@@ -104,3 +104,9 @@ def test_ingest_paused_mid_ride_while_compress_runs_every_10s(
         assert summarised + kept == len(ride.readings), rid
         if rid in stored:
             assert_summary(stored[rid], expected_summary(ride))
+    with db, db.cursor() as cur:  # a removed ride's feed row went with it
+        cur.execute(
+            "SELECT count(*) FROM daily.ride_feeds f LEFT JOIN daily.rides d "
+            "USING (ride_id) WHERE d.ride_id IS NULL"
+        )
+        assert cur.fetchone() == (0,)
