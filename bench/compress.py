@@ -227,7 +227,8 @@ def measure_drop_vs_delete(dsn: str, *, now: datetime) -> dict[str, Any]:
 
     The older half goes by one `DELETE ... WHERE recorded_at < ...` and the VACUUM it makes
     necessary; the newer half by `DROP TABLE`, one partition a transaction. Only those
-    statements are timed (compress's own drop step also checks each partition under lock).
+    statements are timed (compress's own drop step also checks, detaches and re-checks each
+    partition).
     """
     cutoff = now - timedelta(hours=RETENTION_HOURS)
     conn = db.connect(dsn, application_name="bench-compress-retention")
@@ -336,7 +337,7 @@ def report(figures: dict[str, Any]) -> str:
             f"DROP of {d['drop_rows']:,} readings {d['drop_s']} s "
             f"({_per_m(d['delete_s'] + d['vacuum_s'], d['delete_rows']):.3f} vs "
             f"{_per_m(d['drop_s'], d['drop_rows']):.4f} s per million readings)",
-            f"(compress's drop step, with its per-partition checks under lock: "
+            f"(compress's drop step, with its per-partition checks and concurrent detach: "
             f"{s['drop_partitions']} s for {r['partitions_dropped']} partitions)",
         ]
     )

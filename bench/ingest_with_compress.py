@@ -44,10 +44,9 @@ def stored_offsets(dsn: str, group: str) -> int:
 
 def main() -> int:
     now = datetime.now(UTC).replace(microsecond=0)
-    # The fleets ride from `recent` on. Compress runs at that instant of their clock: ingest
-    # replays their readings minutes after they were stamped, and at the wall clock's `now`
-    # the rides not ingested yet would look silent (the documented RIDE_SILENCE_S limit).
-    # The 10M old readings are far past retention either way.
+    # The fleets ride from `recent` on, and compress runs at that instant of their clock,
+    # so their in-progress rides are left alone whatever ingest has committed. The 10M old
+    # readings are far past retention either way.
     recent = now - timedelta(seconds=520)
     figures: dict[str, Any] = {"when": now.isoformat()}
     with (
@@ -93,7 +92,7 @@ def main() -> int:
     line("ingest, whole run with compress in it", f"{together['messages_per_s']:,} msg/s",
          f"{together['messages_per_s'] / alone['messages_per_s']:.0%} of alone")  # fmt: skip
     line("ingest inside the compress window", f"{during:,.0f} msg/s",
-         f"{during / alone['messages_per_s']:.0%} of alone")  # fmt: skip
+         f"{during / alone['messages_per_s']:.0%} of alone (target >= 80%; was 49% with DROP)")  # fmt: skip
     line(
         "compress: rides summarised",
         f"{result.get('rides_summarised', '?'):,}",

@@ -8,9 +8,10 @@ summaries are keyed by ride_id, and daily rows go only after their ride is settl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,9 @@ Connection = psycopg2.extensions.connection
 BatchHook = Callable[[str, int], None]
 
 DROP_LOCK_TIMEOUT_MS = 2000
-DROP_ATTEMPTS = 3
+# A concurrent detach blocks nobody while it waits, except ingest creating a new hourly
+# partition (ACCESS EXCLUSIVE on daily.readings, once an hour) during its second phase.
+DETACH_LOCK_TIMEOUT_MS = 10_000
 
 
 @dataclass
@@ -51,6 +54,8 @@ class CompressResult:
     bytes_dropped: int = 0
     partitions_kept_unsettled: int = 0
     partitions_busy: int = 0
+    partitions_reattached: int = 0  # detached, then found to hold uncounted readings
+    partitions_repaired: int = 0  # detached tables an interrupted run left, settled now
     readings_deleted: int = 0
     delete_batches: int = 0
     rides_removed: int = 0
@@ -99,6 +104,7 @@ class _Job:
         self.hook = hook
         self.result = CompressResult(now=now.isoformat(), retention_cutoff=self.cutoff.isoformat())
         self.busy: list[repo.Partition] = []  # partitions whose drop waits for the next run
+        self.hidden: list[repo.Partition] = []  # detached (or pending) with readings unsettled
 
     def run(self) -> CompressResult:
         started = time.perf_counter()
@@ -111,8 +117,17 @@ class _Job:
             log.warning(self.result.reason)
             return self.result
         try:
-            self._timed("summarise", self.summarise)
-            self._timed("refresh", self.refresh)
+            self._timed("repair", self.repair_detached)
+            if self.hidden:
+                # Readings out of sight would be missing from any summary made now, for good
+                # if they are a ride's earliest: summaries wait until they are back.
+                log.warning(
+                    "summaries postponed: readings of %s are detached and could not be settled",
+                    ", ".join(p.name for p in self.hidden),
+                )
+            else:
+                self._timed("summarise", self.summarise)
+                self._timed("refresh", self.refresh)
             self._timed("drop_partitions", self.drop_partitions)
             self._timed("delete_rows", self.delete_rows)
             self._timed("riders", self.clean_riders)
@@ -185,46 +200,113 @@ class _Job:
         return self.cfg.compress_batch_rides
 
     def drop_partitions(self) -> None:
-        """Drop each hourly partition wholly before the cutoff that holds only settled rides."""
+        """Drop each hourly partition wholly before the cutoff whose readings are all counted.
+
+        A partition is detached CONCURRENTLY, checked again, then dropped: ingest's COPY never
+        waits for it. What an interrupted run left is settled first, by repair_detached.
+        """
         with transaction(self.conn) as cur:
             candidates = repo.partitions_older_than(cur, cutoff=self.cutoff)
         for part in candidates:
-            # Checked first without locks, so a partition kept for an unsettled ride never
-            # makes ingest wait; checked again under the locks, since ingest may have written.
+            # Checked before detaching, so a partition kept for an unsettled ride is never
+            # detached; checked again once detached, since ingest may have written meanwhile.
             with transaction(self.conn) as cur:
                 if repo.partition_holds_unsettled(cur, partition=part):
                     self.result.partitions_kept_unsettled += 1
                     continue
                 size = repo.partition_size(cur, partition=part)
-            outcome = self._drop_one(part)
-            if outcome == "dropped":
-                self.result.partitions_dropped += 1
-                self.result.readings_dropped_estimate += size.rows_estimate
-                self.result.bytes_dropped += size.bytes
-                self.hook("drop_partition", size.rows_estimate)
-            elif outcome == "unsettled":
-                self.result.partitions_kept_unsettled += 1
-            else:
-                self.busy.append(part)
-                self.result.partitions_busy += 1
+                free = repo.partition_is_free(cur, partition=part)
+            outcome = self._detach(part) if free else "busy"
+            if outcome == "detached":
+                self.hook("detach_partition", size.rows_estimate)
+                outcome = self._settle_detached(part)
+            self._count(part, outcome, size)
 
-    def _drop_one(self, part: repo.Partition) -> str:
-        for attempt in range(1, DROP_ATTEMPTS + 1):
-            try:
-                with transaction(self.conn) as cur:
-                    repo.lock_partition_for_drop(
-                        cur, partition=part, lock_timeout_ms=DROP_LOCK_TIMEOUT_MS
+    def _count(self, part: repo.Partition, outcome: str, size: repo.PartitionSize) -> None:
+        if outcome == "dropped":
+            self.result.partitions_dropped += 1
+            self.result.readings_dropped_estimate += size.rows_estimate
+            self.result.bytes_dropped += size.bytes
+            self.hook("drop_partition", size.rows_estimate)
+        elif outcome == "unsettled":
+            self.result.partitions_kept_unsettled += 1
+            self.result.partitions_reattached += 1
+        else:
+            self.busy.append(part)
+            self.result.partitions_busy += 1
+
+    @contextlib.contextmanager
+    def _autocommit(self) -> Iterator[psycopg2.extensions.cursor]:
+        """A cursor outside any transaction block, which DETACH ... CONCURRENTLY requires."""
+        self.conn.rollback()
+        self.conn.autocommit = True
+        try:
+            with self.conn.cursor() as cur:
+                yield cur
+        finally:
+            self.conn.autocommit = False
+
+    def _detach(self, part: repo.Partition) -> str:
+        try:
+            with self._autocommit() as cur:
+                repo.detach_partition(cur, partition=part, lock_timeout_ms=DETACH_LOCK_TIMEOUT_MS)
+            return "detached"
+        except psycopg2.errors.UndefinedTable:
+            return "dropped"  # gone, or detached by someone else (then repaired next run)
+        except (
+            psycopg2.errors.LockNotAvailable,
+            psycopg2.errors.ObjectNotInPrerequisiteState,  # another detach is pending
+        ) as exc:
+            # If the wait between the two phases timed out, the detach is pending: the
+            # partition is out of sight and the next run finalizes it.
+            log.warning("partition %s not detached; left for the next run: %s", part.name, exc)
+            return "busy"
+
+    def _settle_detached(self, part: repo.Partition) -> str:
+        """Drop a detached partition if summaries count its readings, else put it back."""
+        try:
+            with transaction(self.conn) as cur:
+                repo.set_lock_timeout(cur, ms=DROP_LOCK_TIMEOUT_MS)
+                if part.end > self.cutoff or repo.partition_holds_unsettled(cur, partition=part):
+                    how = repo.restore_detached(cur, partition=part)
+                    log.warning(
+                        "partition %s holds readings no summary counts: %s back", part.name, how
                     )
-                    if repo.partition_holds_unsettled(cur, partition=part):
-                        return "unsettled"
-                    repo.drop_partition(cur, partition=part)
-                return "dropped"
+                    return "unsettled"
+                repo.drop_partition(cur, partition=part)
+            return "dropped"
+        except psycopg2.errors.LockNotAvailable:
+            log.warning("detached partition %s busy; left for the next run", part.name)
+            return "busy"
+
+    def repair_detached(self) -> None:
+        """Finish detaches a timeout or a crash interrupted, then settle detached tables.
+
+        Runs first: a detached table's readings are invisible to the summaries until they
+        are dropped (all counted) or put back (not all counted).
+        """
+        with transaction(self.conn) as cur:
+            pending = repo.pending_detaches(cur)
+        for part in pending:
+            try:
+                with self._autocommit() as cur:
+                    repo.finalize_detach(
+                        cur, partition=part, lock_timeout_ms=DETACH_LOCK_TIMEOUT_MS
+                    )
             except psycopg2.errors.LockNotAvailable:
-                log.info("partition %s busy (attempt %d)", part.name, attempt)
-            except psycopg2.errors.UndefinedTable:
-                return "dropped"  # someone else dropped it between listing and locking
-        log.warning("partition %s still busy; left for the next run", part.name)
-        return "busy"
+                log.warning("pending detach of %s still busy; left for the next run", part.name)
+                self.busy.append(part)
+                self.hidden.append(part)
+                self.result.partitions_busy += 1
+        with transaction(self.conn) as cur:
+            leftovers = repo.detached_partitions(cur)
+            sizes = [repo.partition_size(cur, partition=part) for part in leftovers]
+        for part, size in zip(leftovers, sizes, strict=True):
+            self.result.partitions_repaired += 1
+            outcome = self._settle_detached(part)
+            if outcome == "busy":
+                self.hidden.append(part)
+            self._count(part, outcome, size)
 
     def delete_rows(self) -> None:
         """Delete settled rides' readings before the cutoff, then drained rides and alerts."""

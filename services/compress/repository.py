@@ -11,9 +11,11 @@ historical.deleted_rides: the two states in which a ride's full-resolution data 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -420,25 +422,116 @@ def count_partition_rows(cur: Cursor, *, partition: Partition) -> int:
     return int(row[0]) if row else 0
 
 
-def lock_partition_for_drop(cur: Cursor, *, partition: Partition, lock_timeout_ms: int) -> None:
-    """Lock daily.readings, then the partition, as DROP will; raises LockNotAvailable on timeout.
+def partition_is_free(cur: Cursor, *, partition: Partition) -> bool:
+    """True when nobody holds any lock on the partition (it is taken and released at once).
 
-    DROP of a partition takes ACCESS EXCLUSIVE on the parent. Taking the parent first (ONLY,
-    so not every partition) keeps the order ingest uses (parent, then the partition a row
-    routes to), so the two cannot deadlock; lock_timeout keeps ingest, queued behind us,
-    from waiting more than that on a long reader.
+    A concurrent detach ends by waiting for ACCESS EXCLUSIVE on the partition; a reader in
+    the middle of a long report would make it time out half-way (detach pending, and no
+    other partition can be detached until it is finalized). NOWAIT: never queue.
     """
-    set_lock_timeout(cur, ms=lock_timeout_ms)
-    cur.execute("LOCK TABLE ONLY daily.readings IN ACCESS EXCLUSIVE MODE")
-    cur.execute(
-        sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-            sql.Identifier("daily", partition.name)
+    try:
+        cur.execute("SAVEPOINT probe")
+        cur.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
+                sql.Identifier("daily", partition.name)
+            )
         )
+        cur.execute("ROLLBACK TO SAVEPOINT probe")  # releases the lock at once
+        return True
+    except psycopg2.errors.LockNotAvailable:
+        cur.execute("ROLLBACK TO SAVEPOINT probe")
+        return False
+
+
+def detach_partition(cur: Cursor, *, partition: Partition, lock_timeout_ms: int) -> None:
+    """Detach one partition of daily.readings CONCURRENTLY (the cursor must be autocommit).
+
+    Two transactions inside PostgreSQL, with SHARE UPDATE EXCLUSIVE on daily.readings: it
+    never waits for nor blocks ingest's COPY, unlike DROP's ACCESS EXCLUSIVE. Between them it
+    waits for every transaction using daily.readings to end. Interrupted there (a timeout, a
+    crash), the partition stays "detach pending": out of sight of new queries, finished by
+    finalize_detach. lock_timeout bounds the waits on locks (LockNotAvailable after).
+    """
+    cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{lock_timeout_ms}ms",))
+    try:
+        cur.execute(
+            sql.SQL("ALTER TABLE daily.readings DETACH PARTITION {} CONCURRENTLY").format(
+                sql.Identifier("daily", partition.name)
+            )
+        )
+    finally:
+        cur.execute("RESET lock_timeout")
+
+
+def finalize_detach(cur: Cursor, *, partition: Partition, lock_timeout_ms: int) -> None:
+    """Complete a concurrent detach that was interrupted (autocommit cursor)."""
+    cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{lock_timeout_ms}ms",))
+    try:
+        cur.execute(
+            sql.SQL("ALTER TABLE daily.readings DETACH PARTITION {} FINALIZE").format(
+                sql.Identifier("daily", partition.name)
+            )
+        )
+    finally:
+        cur.execute("RESET lock_timeout")
+
+
+def pending_detaches(cur: Cursor) -> list[Partition]:
+    """Hourly partitions of daily.readings whose concurrent detach was interrupted."""
+    cur.execute(
+        """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'daily.readings'::regclass AND i.inhdetachpending"""
     )
+    return _hourly(name for (name,) in cur.fetchall())
+
+
+def detached_partitions(cur: Cursor) -> list[Partition]:
+    """Tables named like hourly partitions of daily.readings that are no longer attached.
+
+    What a run leaves when it stops between the detach and the drop.
+    """
+    cur.execute(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'daily' AND c.relkind = 'r' AND NOT c.relispartition
+             AND c.relname LIKE 'readings%'"""
+    )
+    return _hourly(name for (name,) in cur.fetchall())
+
+
+def _hourly(names: Iterable[str]) -> list[Partition]:
+    found = [Partition(n, h) for n in names if (h := partition_hour(n)) is not None]
+    return sorted(found, key=lambda p: p.start)
+
+
+def restore_detached(cur: Cursor, *, partition: Partition) -> str:
+    """Put a detached partition's readings back under daily.readings; return how.
+
+    Attached again when its hour is free ("attached"). If ingest has created the hour's
+    partition anew meanwhile, the rows are copied into it and the old table dropped
+    ("copied"), so no reading is lost either way.
+    """
+    table = sql.Identifier("daily", partition.name)
+    cur.execute("SAVEPOINT restore_detached")
+    try:
+        cur.execute(
+            sql.SQL(
+                "ALTER TABLE daily.readings ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)"
+            ).format(table),
+            (partition.start, partition.end),
+        )
+        cur.execute("RELEASE SAVEPOINT restore_detached")
+        return "attached"
+    except psycopg2.errors.InvalidObjectDefinition:  # overlaps the hour's new partition
+        cur.execute("ROLLBACK TO SAVEPOINT restore_detached")
+    cur.execute(
+        sql.SQL("INSERT INTO daily.readings SELECT * FROM {} ON CONFLICT DO NOTHING").format(table)
+    )
+    cur.execute(sql.SQL("DROP TABLE {}").format(table))
+    return "copied"
 
 
 def drop_partition(cur: Cursor, *, partition: Partition) -> None:
-    """Drop one partition of daily.readings (the caller holds the locks and has re-checked it)."""
+    """Drop a detached partition (or, in benchmarks, an attached one) of daily.readings."""
     cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("daily", partition.name)))
 
 

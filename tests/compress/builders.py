@@ -119,14 +119,18 @@ def readings_frame(
     )
 
 
-def insert_readings(cur: Cursor, frame: pd.DataFrame) -> None:
-    """Create the hourly partitions the readings need, then insert them."""
+def insert_readings(cur: Cursor, frame: pd.DataFrame, *, table: str = "readings") -> None:
+    """Create the hourly partitions the readings need, then insert them.
+
+    `table` names another table of the daily schema to write to instead (no partitions made).
+    """
     if frame.empty:
         return
-    cur.execute(
-        "SELECT daily.ensure_readings_partitions(%s, %s)",
-        (frame.recorded_at.min().to_pydatetime(), frame.recorded_at.max().to_pydatetime()),
-    )
+    if table == "readings":
+        cur.execute(
+            "SELECT daily.ensure_readings_partitions(%s, %s)",
+            (frame.recorded_at.min().to_pydatetime(), frame.recorded_at.max().to_pydatetime()),
+        )
     rows = [
         (
             int(r.ride_id),
@@ -139,9 +143,7 @@ def insert_readings(cur: Cursor, frame: pd.DataFrame) -> None:
         )
         for r in frame.itertuples(index=False)
     ]
-    execute_values(
-        cur, f"INSERT INTO daily.readings ({', '.join(READING_COLUMNS)}) VALUES %s", rows
-    )
+    execute_values(cur, f"INSERT INTO daily.{table} ({', '.join(READING_COLUMNS)}) VALUES %s", rows)
 
 
 def add_alert(
@@ -216,6 +218,11 @@ def table_state(cur: Cursor) -> dict[str, object]:
                FROM daily.readings GROUP BY ride_id ORDER BY ride_id""",
         "partitions": """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = 'daily.readings'::regclass ORDER BY 1""",
+        # partitions and any table a detach left behind
+        "reading tables": """SELECT c.relname, c.relispartition FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'daily' AND c.relkind = 'r' AND c.relname LIKE 'readings%'
+               ORDER BY 1""",
     }
     for name, query in queries.items():
         cur.execute(query)

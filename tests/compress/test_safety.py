@@ -57,7 +57,14 @@ class Crash(Exception):
 
 @pytest.mark.parametrize(
     ("step", "after_calls"),
-    [("summarise", 1), ("summarise", 2), ("drop_partition", 1), ("delete_rows", 1)],
+    [
+        ("summarise", 1),
+        ("summarise", 2),
+        ("refresh", 1),
+        ("detach_partition", 1),  # between the detach and the drop
+        ("drop_partition", 1),
+        ("delete_rows", 1),
+    ],
 )
 def test_exception_between_batches_then_rerun(
     conn, compress_settings, clean_state, step, after_calls
