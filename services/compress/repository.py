@@ -259,7 +259,8 @@ def refresh_summaries(cur: Cursor, *, batch: RideBatch) -> int:
     ride's readings in increasing elapsed_s). Only the new readings are read, one index probe
     per ride when there are none, and they are folded into the stored figures, so this stays
     exact after retention has removed some of the ride's earlier readings. ended_at follows
-    the daily ride's (ingest moves it when a late tail arrives).
+    the daily ride's (ingest moves it when a late tail arrives). No upper time bound: any
+    uncounted reading of the ride would otherwise keep its partition from ever going.
     """
     cur.execute(
         """
@@ -281,8 +282,6 @@ def refresh_summaries(cur: Cursor, *, batch: RideBatch) -> int:
                 FROM daily.readings r
                 WHERE r.ride_id = d.ride_id AND r.recorded_at >= d.started_at
                   AND r.recorded_at >= %(from)s
-                  AND (%(before)s::timestamptz IS NULL
-                       OR r.recorded_at < %(before)s::timestamptz)
                   AND r.elapsed_s > coalesce(h.last_elapsed_s, -2147483648)
             ) f
             WHERE d.ride_id = ANY(%(ids)s)
@@ -315,7 +314,7 @@ def refresh_summaries(cur: Cursor, *, batch: RideBatch) -> int:
         FROM fresh x
         WHERE h.ride_id = x.ride_id
         """,
-        {"ids": batch.ride_ids, "from": batch.readings_from, "before": batch.readings_before},
+        {"ids": batch.ride_ids, "from": batch.readings_from},
     )
     return cur.rowcount
 
@@ -372,7 +371,8 @@ def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
     """True when the partition has a reading no summary counts, of a ride still in daily.
 
     A reading is counted once its ride is tombstoned, or summarised up to its elapsed second
-    (last_elapsed_s). Driven from the daily rides that started before the partition ends,
+    (last_elapsed_s). Driven from the daily rides whose readings can lie in the partition
+    (started before it ends, and the bike's next ride did not start before it begins),
     probing the partition's primary key (ride_id, elapsed_s) for each. Readings whose ride
     row is gone are leftovers of rides already removed, and do not count.
     """
@@ -382,6 +382,10 @@ def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
                    SELECT 1 FROM daily.rides d
                    LEFT JOIN historical.rides h ON h.ride_id = d.ride_id
                    WHERE d.started_at < %(end)s
+                     AND NOT EXISTS (SELECT 1 FROM daily.rides n
+                                     WHERE n.bike_serial = d.bike_serial
+                                       AND n.started_at > d.started_at
+                                       AND n.started_at <= %(start)s)
                      AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t
                                      WHERE t.ride_id = d.ride_id)
                      AND EXISTS (SELECT 1 FROM {part} p
@@ -389,7 +393,7 @@ def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
                                    AND (h.ride_id IS NULL OR p.elapsed_s
                                         > coalesce(h.last_elapsed_s, -2147483648))))"""
         ).format(part=sql.Identifier("daily", partition.name)),
-        {"end": partition.end},
+        {"start": partition.start, "end": partition.end},
     )
     row = cur.fetchone()
     return bool(row and row[0])
