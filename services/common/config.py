@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     topic_rejects: str = "deloton.rejects"
     topic_alerts: str = "deloton.alerts"
 
+    # Schema. True: each service applies pending migrations at start (local runs, the demo,
+    # the tests). Production sets false and runs `deloton migrate` as its own step first; a
+    # service then refuses to start on a schema that is behind.
+    auto_migrate: bool = True
+
     # Local embedded infrastructure.
     state_dir: Path = STATE_DIR
     embedded_kafka_port: int = 19092
