@@ -264,6 +264,13 @@ def test_ingest_alerts_simulator_and_compress_run_from_the_install(
     ):
         _wait(_http_ok(ingest_port, "/metrics"), "ingest serves /metrics", ingest)
         _wait(_http_ok(alerts_port, "/metrics"), "alerts serves /metrics", alerts)
+        for port, healthy in ((ingest_port, 0), (alerts_port, 0), (infra.free_port(), 1)):
+            probe = subprocess.run(
+                [full.python, "-m", "services.common.healthcheck",
+                 f"http://127.0.0.1:{port}/metrics"],
+                cwd=full.workdir, env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert probe.returncode == healthy, probe.stderr
         simulated = full.run(
             "simulate", "--bikes", "2", "--rides", "1", "--seconds", "20", "--speed", "max",
             "--start", start, env=env,
