@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     kafka_fetch_queue_backoff_ms: int | None = 10
     kafka_fetch_wait_max_ms: int | None = None
     kafka_topic_partitions: int = 4
+    # Copies of each topic the services create: 1 for the local broker, 3 on MSK.
+    kafka_topic_replication_factor: int = Field(default=1, ge=1)
 
     # Topics.
     topic_raw: str = "deloton"

@@ -101,7 +101,10 @@ def ensure_topics(
     futures = admin.create_topics(
         [
             NewTopic(
-                t, num_partitions=n, replication_factor=1, config={"retention.ms": "604800000"}
+                t,
+                num_partitions=n,
+                replication_factor=settings.kafka_topic_replication_factor,
+                config={"retention.ms": "604800000"},
             )
             for t in missing
         ]
