@@ -67,7 +67,7 @@ resource "aws_msk_cluster" "this" {
   cluster_name           = local.name
   kafka_version          = var.msk_kafka_version
   number_of_broker_nodes = length(local.azs)
-  enhanced_monitoring    = "PER_TOPIC_PER_PARTITION"
+  enhanced_monitoring    = "PER_BROKER" # consumer-group lag comes at every level
 
   broker_node_group_info {
     instance_type   = var.msk_instance_type

@@ -330,6 +330,8 @@ resource "aws_lb" "this" {
     prefix  = "alb"
     enabled = true
   }
+
+  depends_on = [aws_s3_bucket_policy.logs] # the load balancer checks it may write there
 }
 
 resource "aws_lb_target_group" "service" {

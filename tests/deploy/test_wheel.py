@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -72,11 +74,11 @@ class Install:
         return base | {"PYTHONDONTWRITEBYTECODE": "1"} | extra
 
     def run(
-        self, *args: str, env: dict[str, str], timeout: float = 120
+        self, *args: str, env: dict[str, str], timeout: float = 120, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.deloton, "--plain-logs", *args],
-            cwd=self.workdir,
+            cwd=cwd or self.workdir,
             env=env,
             capture_output=True,
             text=True,
@@ -349,16 +351,20 @@ def test_without_the_local_extra_infra_up_says_what_to_install(wheel: Path, tmp_
 
 
 def test_infra_up_and_down_work_from_the_install(full: Install) -> None:
+    # Its own folder under /tmp, as the harness does: the PostgreSQL system user must reach
+    # pgdata, and a pytest session starting elsewhere resets pytest-of-<user> to mode 0700.
+    work = Path(tempfile.mkdtemp(prefix="deloton-wheel-infra-"))
     env = full.env(
         EMBEDDED_KAFKA_PORT=str(infra.free_port()), EMBEDDED_POSTGRES_PORT=str(infra.free_port())
     )
     try:
-        up = full.run("infra", "up", env=env)
+        up = full.run("infra", "up", env=env, cwd=work)
         assert up.returncode == 0, up.stderr
         assert "DATABASE_URL=postgresql://" in up.stdout
-        migrated = full.run("migrate", env=env)  # reads .deloton/env in the install's folder
+        migrated = full.run("migrate", env=env, cwd=work)  # reads .deloton/env in that folder
         assert migrated.returncode == 0, migrated.stderr
     finally:
-        down = full.run("infra", "down", env=env)
+        down = full.run("infra", "down", env=env, cwd=work)
+        shutil.rmtree(work, ignore_errors=True)
     assert down.returncode == 0, down.stderr
     assert "broker" in down.stdout and "postgres" in down.stdout
