@@ -43,10 +43,14 @@ fmt: install ## apply ruff formatting and safe fixes
 bench: install ## run the benchmarks in bench/ and print their figures
 	$(PY) -m bench.run_all
 
+images: ## build the service image and the Lambda jobs image (needs a Docker daemon)
+	docker build -f docker/Dockerfile -t deloton:local .
+	docker build --provenance=false -f docker/Dockerfile.lambda -t deloton-jobs:local .
+
 down: ## stop the embedded broker and database started by `deloton infra up`
 	-.venv/bin/deloton infra down
 
 clean: down ## remove the virtualenv and local state
 	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install lock demo test test-unit lint fmt bench down clean
+.PHONY: help install lock demo test test-unit lint fmt bench images down clean
