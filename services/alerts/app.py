@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,22 @@ def faust_brokers(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """TLS/SASL credentials for aiokafka, mirroring services.common.kafka.security_config."""
+    tls = (
+        ssl.create_default_context() if "SSL" in (settings.kafka_security_protocol or "") else None
+    )
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=tls,
+        )
+    return faust.SSLCredentials(tls) if tls is not None else None
+
+
 def create_app(
     settings: Settings,
     *,
@@ -108,6 +125,9 @@ def create_app(
         conf["broker_session_timeout"] = settings.kafka_session_timeout_ms / 1000
     if settings.kafka_heartbeat_interval_ms is not None:
         conf["broker_heartbeat_interval"] = settings.kafka_heartbeat_interval_ms / 1000
+    credentials = faust_credentials(settings)
+    if credentials is not None:
+        conf["broker_credentials"] = credentials
     datadir = settings.state_dir / "alerts" / settings.alerts_app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     app = faust.App(

@@ -49,7 +49,7 @@ def run(
     check_codecs()
     conn = db.connect(settings.require_database(), application_name="alerts")
     try:
-        db.migrate(conn)
+        db.prepare_schema(conn, settings)
     finally:
         conn.close()
     ensure_topics(settings, [settings.topic_events, settings.topic_alerts])

@@ -21,6 +21,17 @@ class Settings(BaseSettings):
     # Connections. Unset means "use the embedded infrastructure from `deloton infra up`".
     kafka_bootstrap_servers: str | None = None
     database_url: SecretStr | None = None
+    # Production: DATABASE_URL without a password, and the password from Secrets Manager: an
+    # ECS task gets it injected as DATABASE_PASSWORD; a Lambda function, which cannot inject
+    # secrets, reads the secret (JSON with a "password" key, as RDS manages it) by its ARN.
+    database_password: SecretStr | None = None
+    database_secret_arn: str | None = None
+    # A cluster that wants TLS and SASL (MSK with SCRAM, a managed Kafka): e.g. SASL_SSL and
+    # SCRAM-SHA-512. None keeps plaintext without authentication (local broker, compose).
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
 
     # Client tuning. None keeps each client's own default (right for a real cluster);
     # `deloton infra up` writes the values the embedded broker needs into .deloton/env.
@@ -29,6 +40,8 @@ class Settings(BaseSettings):
     kafka_fetch_queue_backoff_ms: int | None = 10
     kafka_fetch_wait_max_ms: int | None = None
     kafka_topic_partitions: int = 4
+    # Copies of each topic the services create: 1 for the local broker, 3 on MSK.
+    kafka_topic_replication_factor: int = Field(default=1, ge=1)
 
     # Topics.
     topic_raw: str = "deloton"
@@ -37,6 +50,11 @@ class Settings(BaseSettings):
     topic_events: str = "deloton.events"
     topic_rejects: str = "deloton.rejects"
     topic_alerts: str = "deloton.alerts"
+
+    # Schema. True: each service applies pending migrations at start (local runs, the demo,
+    # the tests). Production sets false and runs `deloton migrate` as its own step first; a
+    # service then refuses to start on a schema that is behind.
+    auto_migrate: bool = True
 
     # Local embedded infrastructure.
     state_dir: Path = STATE_DIR
@@ -90,12 +108,24 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers
 
     def require_database(self) -> str:
-        """The database URL, or a clear error telling the user how to get one."""
+        """The database URL (with the password from its setting or secret), or a clear error."""
         if self.database_url is None:
             raise ConfigError(
                 "DATABASE_URL is not set: run `deloton infra up` or point it at Postgres"
             )
-        return self.database_url.get_secret_value()
+        url = self.database_url.get_secret_value()
+        if self.database_password is None and self.database_secret_arn:
+            from services.common.secrets import secret_json
+
+            password = secret_json(self.database_secret_arn, self.aws_region).get("password")
+            if not isinstance(password, str):
+                raise ConfigError(f"secret {self.database_secret_arn} has no 'password' key")
+            self.database_password = SecretStr(password)
+        if self.database_password is not None:
+            from psycopg2.extensions import make_dsn
+
+            url = make_dsn(url, password=self.database_password.get_secret_value())
+        return url
 
 
 class ConfigError(RuntimeError):

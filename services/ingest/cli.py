@@ -50,8 +50,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.no_events:
         settings.ingest_publish_events = False
     conn = db.connect(settings.require_database())
-    db.migrate(conn)
-    conn.close()
+    try:
+        db.prepare_schema(conn, settings)
+    finally:
+        conn.close()
     if settings.ingest_metrics_port:
         start_http_server(settings.ingest_metrics_port)
     service = IngestService(settings, track_latency=args.track_latency)
