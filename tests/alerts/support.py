@@ -30,11 +30,11 @@ SENDER = "alerts@deloton.example"
 
 
 @contextlib.contextmanager
-def running_moto(log: Path) -> Iterator[str]:
-    """A moto server (SES and friends over HTTP) on a free port; yields its URL."""
-    port = infra.free_port()
+def running_moto(log: Path, port: int | None = None) -> Iterator[str]:
+    """A moto server (SES and friends over HTTP) on `port` (default a free one); yields its URL."""
+    port = port or infra.free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(
             [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,

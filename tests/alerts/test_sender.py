@@ -49,7 +49,7 @@ def message() -> EmailMessage:
 
 def test_throttling_is_retried_with_growing_backoff() -> None:
     sleeps: list[float] = []
-    client = ScriptedSes([throttled(), throttled(), EndpointConnectionError(endpoint_url="x")])
+    client = ScriptedSes([throttled(), throttled(), throttled()])
     sender = SesSender(client, retries=5, base_delay=0.1, max_delay=5, sleep=sleeps.append)
     assert sender.send(message()) == "0100-accepted"
     assert len(client.calls) == 4 and len(sleeps) == 3
@@ -63,6 +63,16 @@ def test_gives_up_as_transient_after_the_retries() -> None:
     with pytest.raises(SendError) as err:
         sender.send(message())
     assert err.value.transient and "Throttling" in str(err.value)
+
+
+def test_an_outage_is_transient_and_left_to_the_notifier() -> None:
+    # Retrying an unreachable endpoint inside the call would hold a sender thread (and the
+    # row's lock) for minutes; the notifier retries the row with its own backoff instead.
+    client = ScriptedSes([EndpointConnectionError(endpoint_url="http://ses.invalid")])
+    with pytest.raises(SendError) as err:
+        SesSender(client, sleep=lambda _: None).send(message())
+    assert err.value.transient and err.value.code == "EndpointConnectionError"
+    assert len(client.calls) == 1
 
 
 def test_rejected_message_is_not_retried() -> None:
