@@ -46,6 +46,10 @@ def run(
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code."""
     check_codecs()
+    make_sender = sender_factory(settings, threads=senders)
+    mode = "outbox" if isinstance(make_sender(), OutboxSender) else "ses"
+    if mode == "ses":
+        check_override(settings)
     conn = db.connect(settings.require_database(), application_name="alerts")
     try:
         db.migrate(conn)
@@ -54,10 +58,6 @@ def run(
     ensure_topics(settings, [settings.topic_events, settings.topic_alerts])
     partitions = topic_partitions(settings, settings.topic_events)
 
-    make_sender = sender_factory(settings, threads=senders)
-    mode = "outbox" if isinstance(make_sender(), OutboxSender) else "ses"
-    if mode == "ses":
-        check_override(settings)
     notifier = Notifier(settings, make_sender, workers=senders)
     recorder = Recorder(settings, stale_after_s=settings.alert_stale_after_s)
     app = create_app(

@@ -135,6 +135,8 @@ def settings_env(settings: Settings, metrics_port: int) -> dict[str, str]:
         "ALERT_EPISODE_READINGS": settings.alert_episode_readings,
         "ALERT_RECOVERY_READINGS": settings.alert_recovery_readings,
         "EMAIL_SENDER": settings.email_sender,
+        "EMAIL_OVERRIDE_RECIPIENT": settings.email_override_recipient,
+        "ALERT_STALE_AFTER_S": settings.alert_stale_after_s,
         "EMAIL_OUTBOX_DIR": settings.email_outbox_dir,
         "STATE_DIR": settings.state_dir,
         "SES_ENDPOINT_URL": settings.ses_endpoint_url,

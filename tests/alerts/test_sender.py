@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from services.alerts.sender import OutboxSender, SendError, SesSender, backoff
+from services.alerts.sender import (
+    OutboxSender,
+    SendError,
+    SesSender,
+    backoff,
+    check_override,
+)
+from services.common.config import ConfigError, Settings
 
 
 def client_error(code: str, message: str) -> ClientError:
@@ -91,3 +98,29 @@ def test_outbox_writes_the_mime_message(tmp_path: Any) -> None:
     message_id = OutboxSender(tmp_path / "outbox").send(msg)
     assert message_id == "x.1@deloton.example"
     assert (tmp_path / "outbox" / "x.1@deloton.example.eml").read_bytes() == msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed", "refused"),
+    [
+        (None, False, True),
+        ("https://email.eu-west-2.amazonaws.com", False, True),
+        ("https://email.eu-west-2.amazonaws.com", True, False),
+        ("http://127.0.0.1:5000", False, False),
+    ],
+)
+def test_the_override_is_refused_against_real_ses(
+    endpoint: str | None, allowed: bool, refused: bool
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        ses_endpoint_url=endpoint,
+        email_override_recipient="ops@deloton.example",
+        alert_override_in_production=allowed,
+    )
+    if refused:
+        with pytest.raises(ConfigError, match="ALERT_OVERRIDE_IN_PRODUCTION=true"):
+            check_override(settings)
+    else:
+        check_override(settings)
+    check_override(settings.model_copy(update={"email_override_recipient": None}))

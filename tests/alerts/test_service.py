@@ -258,3 +258,18 @@ def test_a_bad_event_and_a_database_error_do_not_stop_the_next_alert(
     assert reasons["processing_error"].startswith("UnicodeDecodeError")
     assert "injected" in reasons["alert_not_recorded"]
     assert alert_rows(db) == [(3002, 1, "sent", 1)]
+
+
+def test_the_email_override_against_real_ses_stops_the_service_at_start(
+    alerts_settings: Settings, tmp_path: Path
+) -> None:
+    # AWS credentials and no endpoint: the real SES. A staging override left in place would
+    # send every rider's alert to one mailbox.
+    settings = alerts_settings.model_copy(
+        update={"ses_endpoint_url": None, "email_override_recipient": "ops@deloton.example"}
+    )
+    worker = Worker(settings, tmp_path / "worker")
+    worker.start()
+    assert worker.proc is not None
+    assert worker.proc.wait(60) == 2
+    assert "ALERT_OVERRIDE_IN_PRODUCTION=true" in worker.log.read_text()
