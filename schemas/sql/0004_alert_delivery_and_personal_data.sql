@@ -14,6 +14,8 @@ COMMENT ON COLUMN daily.alerts.recipient IS 'no longer written: the address is r
 
 -- Ingest keeps an unusable address as data and says why here (NULL: valid, or none given).
 ALTER TABLE daily.riders ADD COLUMN email_invalid text;
+-- historical.riders was created LIKE daily.riders: keep the two alike.
+ALTER TABLE historical.riders ADD COLUMN email_invalid text;
 
 -- Compress purges rejects (raw lines, which may hold a rider's details) by age.
 CREATE INDEX rejects_received_at_idx ON daily.rejects (received_at);
