@@ -270,6 +270,9 @@ def test_the_email_override_against_real_ses_stops_the_service_at_start(
     )
     worker = Worker(settings, tmp_path / "worker")
     worker.start()
-    assert worker.proc is not None
-    assert worker.proc.wait(60) == 2
-    assert "ALERT_OVERRIDE_IN_PRODUCTION=true" in worker.log.read_text()
+    try:
+        assert worker.proc is not None
+        assert worker.proc.wait(60) == 2
+        assert "ALERT_OVERRIDE_IN_PRODUCTION=true" in worker.log.read_text()
+    finally:
+        worker.stop()
