@@ -126,13 +126,19 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
         worker = Worker(settings, work / "worker", ("--senders", str(senders)))
         producer = make_producer(settings)
         try:
+            fleet = make_fleet(bikes, duration, burst, rng)
+            # The notifier reads addresses from daily.riders, which ingest fills in production.
+            conn = psycopg2.connect(dsn)
+            try:
+                synthetic.register_riders(conn, synthetic.rider(1), *(b.rider for b in fleet))
+            finally:
+                conn.close()
             worker.start()
             # Warm-up: one alert end to end, so group join and first connections are not timed.
             warm = synthetic.ride(WARMUP_RIDE, "WARMUP", synthetic.rider(1), [HIGH] * 3)
             synthetic.produce(producer, settings.topic_events, warm)
             if len(ses.wait_for(1, timeout=120)) < 1:
                 raise SystemExit(f"the service sent no warm-up email:\n{worker.tail()}")
-            fleet = make_fleet(bikes, duration, burst, rng)
             started = time.time()
             events = stream(producer, settings.topic_events, fleet, duration, rng)
             streamed_s = time.time() - started

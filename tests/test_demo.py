@@ -181,6 +181,7 @@ def test_speed_above_real_time_lets_ingest_accept_the_simulated_future() -> None
 
 # --- the real demo: embedded broker and PostgreSQL, every service, Ctrl-C ------------------
 
+METRICS_PORTS = ("INGEST_METRICS_PORT", "ALERTS_METRICS_PORT")
 ROW = re.compile(r"^  (simulator|ingest|alerts|compress)\s+(\d+)\s", re.MULTILINE)
 
 
@@ -211,6 +212,31 @@ def _read_dsn(state_dir: Path) -> str | None:
     return next((ln.split("=", 1)[1] for ln in lines if ln.startswith("DATABASE_URL=")), None)
 
 
+def _personal_strings(dsn: str) -> set[str]:
+    """Every rider's full name, email, street address and postcode in the database."""
+    conn = psycopg2.connect(dsn, connect_timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT first_name || ' ' || last_name, email_address, address_line, postcode"
+                " FROM daily.riders"
+            )
+            return {v for row in cur.fetchall() for v in row if v and len(v) >= 5}
+    finally:
+        conn.close()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a local TCP socket listens on for `port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 def _counts(dsn: str) -> dict[str, int]:
     try:
         conn = psycopg2.connect(dsn, connect_timeout=3)
@@ -231,7 +257,8 @@ def _counts(dsn: str) -> dict[str, int]:
 def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     env = _demo_env(tmp_path)
     state_dir = tmp_path / ".deloton"
-    argv = ["--plain-logs", "demo", "--bikes", "5", "--speed", "5", "--down"]
+    # Faults make rejects (SYSTEM lines among them): their riders' details must not reach logs.
+    argv = ["--plain-logs", "demo", "--bikes", "5", "--speed", "5", "--faults", "0.02", "--down"]
     with open(tmp_path / "demo.stderr", "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", *argv],
@@ -253,19 +280,30 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
             pids = {name: int(pid) for name, pid in ROW.findall("".join(out))}
             dsn = _read_dsn(state_dir)
             counts = _counts(dsn) if dsn and len(pids) == 4 else {}
-            if counts.get("rides") and counts.get("readings"):
+            serving = all(_listening_addresses(int(env[v])) for v in METRICS_PORTS)
+            if counts.get("rides") and counts.get("readings") and serving:
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "".join(out) + (tmp_path / "demo.stderr").read_text()
         assert set(pids) == {"simulator", "ingest", "alerts", "compress"}, "".join(out)
         assert counts.get("rides") and counts.get("readings"), counts
         assert all(infra.pid_alive(pid) for pid in pids.values())
+        # /metrics is served on loopback only (METRICS_BIND unset).
+        for var in METRICS_PORTS:
+            assert _listening_addresses(int(env[var])) == {"127.0.0.1"}, var
+        personal = _personal_strings(str(dsn))
+        assert personal, "no rider was recorded"
         broker_pid = int(infra.read_state(state_dir)["broker"]["pid"])  # type: ignore[call-overload]
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, "".join(out) + (tmp_path / "demo.stderr").read_text()
         reader.join(5)
         text = "".join(out)
+        # No rider's name, email or address in anything the run logged.
+        logs = [tmp_path / "demo.stderr", *sorted((state_dir / "logs").rglob("*.log"))]
+        texts = {str(p): p.read_text(errors="replace") for p in logs} | {"stdout": text}
+        leaks = {(where, s) for where, body in texts.items() for s in personal if s in body}
+        assert not leaks, sorted(leaks)[:10]
         assert "stopped simulator" in text and "stopped broker" in text
         assert text.index("stopped simulator") < text.index("stopped ingest")
         assert not [name for name, pid in pids.items() if infra.pid_alive(pid)]

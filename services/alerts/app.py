@@ -8,6 +8,10 @@ If the worker dies anywhere in between, the event is redelivered (offsets are co
 after faust flushes the changelog) and recomputes the same (ride_id, episode), which the
 unique key turns into a no-op. Doing 3 before 1 could lose an alert: the restored state
 would already count the reading as seen.
+
+No event is acknowledged unaccounted for: an event that cannot be read, an alert the database
+refuses, or any other error handling an event is kept in daily.rejects with its reason, and
+the stream goes on to the next event.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ from services.common.config import Settings
 log = logging.getLogger(__name__)
 
 
+class Unrecordable(Exception):
+    """The database refused a row for good (bad data, a constraint): retrying cannot help."""
+
+
 class Recorder:
     """The agent's database writes, on one thread with its own connection; retried until the
     database answers, because skipping an insert would lose an alert."""
@@ -45,18 +53,26 @@ class Recorder:
         self._conn: psycopg2.extensions.connection | None = None
 
     async def insert_alert(self, alert: Alert, observed_at: datetime | None) -> bool:
-        """Record the alert; True when it is new. Stale alerts are kept but not emailed."""
+        """Record the alert; True when it is new. Stale alerts (replayed old events) are kept
+        as `expired`, never emailed. Raises Unrecordable when the database refuses the row."""
         fresh = datetime.now(UTC) - alert.detected_at <= self.stale_after
-        status, error = ("pending", None) if fresh else ("failed", "stale: not emailed")
-        return await self._run(
+        status, error = ("pending", None) if fresh else ("expired", "stale: not emailed")
+        new = await self._run(
             lambda conn: repository.insert_alert(
                 conn, alert=alert, observed_at=observed_at, status=status, last_error=error
             )
         )
+        if new and not fresh:
+            metrics.EXPIRED.labels("stale_on_arrival").inc()
+        return bool(new)
 
     async def insert_reject(self, **fields: Any) -> None:
-        """Keep an unreadable event in daily.rejects."""
-        await self._run(lambda conn: repository.insert_reject(conn, **fields))
+        """Keep an event that could not be handled in daily.rejects."""
+        try:
+            await self._run(lambda conn: repository.insert_reject(conn, **fields))
+        except Unrecordable as exc:
+            log.error("alerts reject not recorded", extra={"reason": fields.get("reason"),
+                                                           "error": str(exc)[:200]})  # fmt: skip
 
     async def _run(self, work: Callable[[psycopg2.extensions.connection], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._retry, work)
@@ -70,11 +86,14 @@ class Recorder:
                     self._conn = db.connect(dsn, application_name="alerts")
                 with db.transaction(self._conn):
                     return work(self._conn)
-            except psycopg2.DataError as exc:
-                # Not retryable: this row can never be written. Keep the stream moving.
-                log.error("alerts database rejected a row", extra={"error": str(exc)})
-                metrics.FAILED.labels("unrecordable").inc()
-                return False
+            except (
+                psycopg2.DataError,
+                psycopg2.IntegrityError,
+                psycopg2.ProgrammingError,
+                psycopg2.NotSupportedError,
+            ) as exc:
+                # Not retryable: this row can never be written. The caller records why.
+                raise Unrecordable(f"{exc.pgcode}: {str(exc).strip()[:500]}") from exc
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 log.error("alerts database unavailable", extra={"error": str(exc)})
                 if self._conn is not None:
@@ -151,6 +170,13 @@ def create_app(
     bikes = app.Table("bikes", partitions=partitions, key_type=str)  # JSON keys and values
     rules = EpisodeRules.from_settings(settings)
 
+    async def reject(event: Any, reason: str, detail: str | None = None) -> None:
+        msg = event.message
+        await recorder.insert_reject(
+            topic=msg.topic, partition=msg.partition, offset=msg.offset,
+            key=event.key, raw=event.value or b"", reason=reason, detail=detail,
+        )  # fmt: skip
+
     async def handle(event: Any) -> None:
         msg = event.message
         try:
@@ -158,10 +184,7 @@ def create_app(
         except codec.BadEvent as exc:
             reason = str(exc)
             metrics.REJECTED.labels(reason).inc()
-            await recorder.insert_reject(
-                topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                key=event.key, raw=event.value, reason=reason,
-            )  # fmt: skip
+            await reject(event, reason)
             return
         if parsed is None:
             metrics.EVENTS.labels("ignored").inc()
@@ -172,7 +195,20 @@ def create_app(
         out = apply(state, parsed, rules)
         if out.alert is not None:
             observed_at = datetime.fromtimestamp(msg.timestamp, UTC) if msg.timestamp else None
-            if await recorder.insert_alert(out.alert, observed_at):
+            try:
+                new = await recorder.insert_alert(out.alert, observed_at)
+            except Unrecordable as exc:
+                # Kept with the event that confirmed it; the bike's state still moves on, as a
+                # replay would meet the same refusal.
+                metrics.UNRECORDED.labels("alert_not_recorded").inc()
+                log.error("alert not recorded", extra={"ride_id": out.alert.ride_id,
+                                                       "episode": out.alert.episode})  # fmt: skip
+                await reject(event, "alert_not_recorded", str(exc))
+                if out.state is not None:
+                    bikes[key] = codec.state_to_dict(out.state)
+                metrics.EVENTS.labels(out.what).inc()
+                return
+            if new:
                 metrics.RAISED.labels(out.alert.kind).inc()
                 log.info(
                     "alert raised",
@@ -187,9 +223,19 @@ def create_app(
             bikes[key] = codec.state_to_dict(out.state)
         metrics.EVENTS.labels(out.what).inc()
 
+    async def handle_safely(event: Any) -> None:
+        try:
+            await handle(event)
+        except Exception as exc:
+            # Anything else would escape the agent with the event acknowledged anyway: keep
+            # the event and why, and go on with the stream.
+            metrics.UNRECORDED.labels("processing_error").inc()
+            log.exception("event handling failed", extra={"offset": event.message.offset})
+            await reject(event, "processing_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+
     @app.agent(events, name="alerts")
     async def process(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            await handle(event)
+            await handle_safely(event)
 
     return app

@@ -25,10 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stale-after",
         type=float,
-        default=900.0,
+        default=None,
         metavar="SECONDS",
-        help="record but do not email alerts whose reading is older than this (default 900), "
-        "so replaying old events never mails riders about past rides",
+        help="an alert not emailed this long after its reading is `expired` (default "
+        "ALERT_STALE_AFTER_S, 900): replaying old events never mails riders about past rides, "
+        "and an SES outage is retried until then",
     )
     p.add_argument(
         "--replication-factor",
@@ -43,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from services.alerts import service
     from services.common.config import Settings
 
+    settings = Settings()
+    if args.stale_after is not None:
+        settings = settings.model_copy(update={"alert_stale_after_s": args.stale_after})
     return service.run(
-        Settings(),
+        settings,
         senders=args.senders,
-        stale_after_s=args.stale_after,
         replication_factor=args.replication_factor,
     )

@@ -64,7 +64,7 @@ def parse_event(raw: bytes) -> Event | None:
                 bike_serial=str(doc["bike_serial"]),
                 ended_at=ts(doc["ended_at"]),
             )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise BadEvent(f"invalid_{kind}") from exc
     return IGNORED
 
@@ -73,11 +73,8 @@ def _rider(doc: dict[str, Any]) -> Rider:
     gender = doc["gender"]
     return Rider(
         user_id=int(doc["user_id"]),
-        first_name=str(doc["first_name"]),
-        last_name=str(doc["last_name"]),
         gender=gender if gender in ("male", "female") else "other",
         date_of_birth=date.fromisoformat(doc["date_of_birth"]),
-        email_address=doc.get("email_address") or None,
     )
 
 
@@ -109,11 +106,8 @@ def state_to_dict(state: BikeState) -> dict[str, Any]:
         if rider is None
         else {
             "user_id": rider.user_id,
-            "first_name": rider.first_name,
-            "last_name": rider.last_name,
             "gender": rider.gender,
             "date_of_birth": rider.date_of_birth.isoformat(),
-            "email_address": rider.email_address,
         },
         "ended": state.ended,
         "last_elapsed_s": state.last_elapsed_s,

@@ -16,9 +16,22 @@ RAISED = Counter(
     "deloton_alerts_raised_total", "Alerts recorded (once per ride episode).", ["kind"]
 )
 SENT = Counter("deloton_alerts_sent_total", "Alert emails accepted by SES (or the outbox).")
-FAILED = Counter("deloton_alerts_failed_total", "Alert emails given up on.", ["reason"])
+FAILED = Counter(
+    "deloton_alerts_failed_total", "Alert emails given up on (a permanent error).", ["reason"]
+)
+EXPIRED = Counter(
+    "deloton_alerts_expired_total",
+    "Alerts never emailed because they went stale: undelivered (SES unavailable until then) "
+    "or stale_on_arrival (recorded already older than ALERT_STALE_AFTER_S).",
+    ["reason"],
+)
+UNRECORDED = Counter(
+    "deloton_alerts_processing_errors_total",
+    "Events whose handling failed (kept in daily.rejects with the reason), by reason.",
+    ["reason"],
+)
 SEND_RETRIES = Counter(
-    "deloton_alerts_send_retries_total", "SES calls retried after throttling or a 5xx."
+    "deloton_alerts_send_retries_total", "SES calls retried within the call after throttling."
 )
 LATENCY = Histogram(
     "deloton_alert_latency_seconds",

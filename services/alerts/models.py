@@ -10,14 +10,13 @@ from services.alerts.rules import Limits
 
 @dataclass(frozen=True)
 class Rider:
-    """The rider details an alert needs (from the ride_started event)."""
+    """What the safe-range rules need of a rider (from the ride_started event). Nothing more is
+    kept: this state goes to the table's changelog topic. The notifier reads the rider's name
+    and address from PostgreSQL when it sends."""
 
     user_id: int
-    first_name: str
-    last_name: str
     gender: str  # male, female or other
     date_of_birth: date
-    email_address: str | None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ Connection = psycopg2.extensions.connection
 
 @dataclass(frozen=True)
 class PendingAlert:
-    """An alert row claimed for sending, with everything its email shows."""
+    """An alert row claimed for sending, with everything its email shows. The rider's name
+    and address are read from daily.riders at send time: they travel nowhere else."""
 
     alert_id: int
     ride_id: int
@@ -36,6 +37,9 @@ class PendingAlert:
     readings: list[dict[str, Any]]
     observed_at: datetime | None
     attempts: int
+    rider_known: bool  # False: ingest has not committed the rider's row yet
+    email_invalid: str | None  # why ingest marked the address unusable
+    last_error: str | None
 
 
 def insert_alert(
@@ -54,34 +58,39 @@ def insert_alert(
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO daily.alerts (ride_id, episode, user_id, bike_serial, kind,
-                   detected_at, heart_rates, limit_low, limit_high, recipient, rider_name,
-                   readings, observed_at, status, last_error)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   detected_at, heart_rates, limit_low, limit_high, readings, observed_at,
+                   status, last_error)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (ride_id, episode) DO NOTHING""",
             (
                 alert.ride_id, alert.episode, alert.user_id, alert.bike_serial, alert.kind,
                 alert.detected_at, alert.heart_rates, alert.limits.low, alert.limits.high,
-                alert.rider.email_address, alert.rider.first_name, Json(readings, dumps=_dumps),
-                observed_at, status, last_error,
+                Json(readings, dumps=_dumps), observed_at, status, last_error,
             ),
         )  # fmt: skip
         return cur.rowcount == 1
 
 
 def claim_pending(conn: Connection, *, limit: int) -> list[PendingAlert]:
-    """Lock up to `limit` due pending alerts, oldest first, skipping rows another sender holds.
-    The locks last until the caller's transaction ends, so a crash mid-send frees the rows."""
+    """Lock up to `limit` due pending alerts, oldest first, skipping rows another sender holds,
+    with the rider's current name and address. The locks last until the caller's transaction
+    ends, so a crash mid-send frees the rows."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT alert_id, ride_id, episode, user_id, bike_serial, kind, detected_at,
-                      heart_rates, limit_low, limit_high, recipient, rider_name,
-                      coalesce(readings, '[]'::jsonb), observed_at, attempts
-                 FROM daily.alerts
-                WHERE status = 'pending'
-                  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-                ORDER BY created_at
+            """SELECT a.alert_id, a.ride_id, a.episode, a.user_id, a.bike_serial, a.kind,
+                      a.detected_at, a.heart_rates, a.limit_low, a.limit_high,
+                      CASE WHEN r.user_id IS NULL THEN a.recipient ELSE r.email_address END,
+                      coalesce(r.first_name, a.rider_name),
+                      coalesce(a.readings, '[]'::jsonb), a.observed_at, a.attempts,
+                      r.user_id IS NOT NULL OR a.recipient IS NOT NULL, r.email_invalid,
+                      a.last_error
+                 FROM daily.alerts a
+                 LEFT JOIN daily.riders r ON r.user_id = a.user_id
+                WHERE a.status = 'pending'
+                  AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= now())
+                ORDER BY a.created_at
                 LIMIT %s
-                  FOR UPDATE SKIP LOCKED""",
+                  FOR UPDATE OF a SKIP LOCKED""",
             (limit,),
         )
         return [PendingAlert(*row) for row in cur.fetchall()]
@@ -109,14 +118,23 @@ def mark_retry(conn: Connection, *, alert_id: int, error: str, retry_at: datetim
         )
 
 
-def mark_failed(conn: Connection, *, alert_id: int, error: str) -> None:
-    """Give up on this alert's email."""
+def mark_failed(conn: Connection, *, alert_id: int, error: str, attempted: bool = True) -> None:
+    """Give up on this alert's email (a permanent error)."""
+    _finish(conn, alert_id=alert_id, status="failed", error=error, attempted=attempted)
+
+
+def mark_expired(conn: Connection, *, alert_id: int, error: str) -> None:
+    """Not delivered before it went stale: the rider has likely stopped riding."""
+    _finish(conn, alert_id=alert_id, status="expired", error=error, attempted=False)
+
+
+def _finish(conn: Connection, *, alert_id: int, status: str, error: str, attempted: bool) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            """UPDATE daily.alerts SET status = 'failed', attempts = attempts + 1,
+            """UPDATE daily.alerts SET status = %s, attempts = attempts + %s,
                       last_error = %s, next_attempt_at = NULL
                 WHERE alert_id = %s""",
-            (error[:1000], alert_id),
+            (status, int(attempted), error[:1000], alert_id),
         )
 
 

@@ -10,30 +10,32 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from services.alerts import metrics
-from services.common.config import Settings
+from services.common.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-# Error codes that mean "slow down or try again", not "this message is wrong".
-TRANSIENT_CODES = {
+# Error codes that mean "slow down": retried within the call, briefly.
+THROTTLING_CODES = {
     "Throttling",
     "ThrottlingException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "RequestTimeout",
 }
+# Error codes that mean "try again later", not "this message is wrong".
+TRANSIENT_CODES = THROTTLING_CODES | {"ServiceUnavailable", "InternalFailure", "RequestTimeout"}
 
 
 class SendError(Exception):
-    """A message that was not accepted; `transient` says whether a later try may succeed."""
+    """A message that was not accepted; `transient` says whether a later try may succeed.
+    `code` is safe to log; the message may quote an address and is not."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, code: str = "") -> None:
         super().__init__(message)
         self.transient = transient
+        self.code = code or ("transient" if transient else "rejected")
 
 
 class Sender(Protocol):
@@ -48,15 +50,17 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 class SesSender:
-    """SES SendRawEmail, retrying transient errors with jittered exponential backoff."""
+    """SES SendRawEmail, retrying throttling in the call with jittered exponential backoff.
+    Outages (5xx, timeouts, no connection) raise at once: the notifier retries the row later,
+    so no sender thread sits for minutes on one message."""
 
     def __init__(
         self,
         client: Any,
         *,
-        retries: int = 5,
+        retries: int = 4,
         base_delay: float = 0.1,
-        max_delay: float = 5.0,
+        max_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
@@ -83,13 +87,15 @@ class SesSender:
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
                 transient = code in TRANSIENT_CODES or status >= 500
                 reason = f"{code}: {err.get('Message', '')}"
+                retry_now = code in THROTTLING_CODES
             except BotoCoreError as exc:  # connection refused, timeouts
-                transient, reason = True, f"{type(exc).__name__}: {exc}"
-            if not transient or attempt == self.retries:
-                raise SendError(reason, transient=transient)
+                code = type(exc).__name__
+                transient, reason, retry_now = True, f"{code}: {exc}", False
+            if not retry_now or attempt == self.retries:
+                raise SendError(reason, transient=transient, code=code or str(status))
             metrics.SEND_RETRIES.inc()
             delay = backoff(attempt + 1, self.base_delay, self.max_delay)
-            log.warning("SES send retry", extra={"reason": reason, "delay_s": round(delay, 3)})
+            log.warning("SES send retry", extra={"code": code, "delay_s": round(delay, 3)})
             self.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -137,6 +143,29 @@ def ses_client(settings: Settings, *, pool: int = 10) -> Any | None:
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
+
+
+def is_real_aws(settings: Settings) -> bool:
+    """Whether SES calls go to Amazon itself (no endpoint override, or an amazonaws host)."""
+    if not settings.ses_endpoint_url:
+        return True
+    host = urlparse(settings.ses_endpoint_url).hostname or ""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def check_override(settings: Settings) -> None:
+    """Refuse EMAIL_OVERRIDE_RECIPIENT against real SES unless explicitly allowed: left over
+    from a staging setup it would send every rider's health alert to one mailbox."""
+    if (
+        settings.email_override_recipient
+        and is_real_aws(settings)
+        and not settings.alert_override_in_production
+    ):
+        raise ConfigError(
+            "EMAIL_OVERRIDE_RECIPIENT is set and alerts would go through real AWS SES: every "
+            "rider's alert would be sent to that one address. Unset it, or set "
+            "ALERT_OVERRIDE_IN_PRODUCTION=true if that is really wanted"
+        )
 
 
 def sender_factory(settings: Settings, *, threads: int = 4) -> Callable[[], Sender]:

@@ -10,7 +10,7 @@ from prometheus_client import start_http_server
 
 from services.alerts.app import Recorder, create_app
 from services.alerts.notifier import Notifier
-from services.alerts.sender import OutboxSender, sender_factory
+from services.alerts.sender import OutboxSender, check_override, sender_factory
 from services.common import db
 from services.common.config import ConfigError, Settings
 from services.common.kafka import ensure_topics
@@ -42,11 +42,14 @@ def run(
     settings: Settings,
     *,
     senders: int = 4,
-    stale_after_s: float = 900.0,
     replication_factor: int = 1,
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code."""
     check_codecs()
+    make_sender = sender_factory(settings, threads=senders)
+    mode = "outbox" if isinstance(make_sender(), OutboxSender) else "ses"
+    if mode == "ses":
+        check_override(settings)
     conn = db.connect(settings.require_database(), application_name="alerts")
     try:
         db.prepare_schema(conn, settings)
@@ -55,10 +58,8 @@ def run(
     ensure_topics(settings, [settings.topic_events, settings.topic_alerts])
     partitions = topic_partitions(settings, settings.topic_events)
 
-    make_sender = sender_factory(settings, threads=senders)
-    mode = "outbox" if isinstance(make_sender(), OutboxSender) else "ses"
     notifier = Notifier(settings, make_sender, workers=senders)
-    recorder = Recorder(settings, stale_after_s=stale_after_s)
+    recorder = Recorder(settings, stale_after_s=settings.alert_stale_after_s)
     app = create_app(
         settings,
         partitions=partitions,
@@ -66,7 +67,7 @@ def run(
         on_alert=notifier.wake,
         replication_factor=replication_factor,
     )
-    server, _ = start_http_server(settings.alerts_metrics_port)
+    server, _ = start_http_server(settings.alerts_metrics_port, addr=settings.metrics_bind)
     log.info(
         "alerts service starting",
         extra={

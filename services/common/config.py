@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # simulator running faster than real time needs it raised.
     ingest_max_future_s: float = Field(default=300.0, ge=0)
     ingest_metrics_port: int = 9101
+    # Address the /metrics servers listen on: loopback unless a container needs 0.0.0.0.
+    metrics_bind: str = "127.0.0.1"
+    # Dead letters (daily.rejects, the rejects topic) hold raw lines, which may carry a
+    # rider's details: compress purges them after this many days; the topic keeps as long.
+    rejects_retention_days: float = Field(default=7.0, gt=0)
 
     # Heart-rate alerts.
     alerts_app_id: str = "deloton-alerts"
@@ -90,6 +95,12 @@ class Settings(BaseSettings):
     email_sender: str = "alerts@deloton.example"
     email_reply_to: str | None = None
     email_override_recipient: str | None = None
+    # The override against real AWS SES would send every rider's alert to one mailbox.
+    alert_override_in_production: bool = False
+    # An alert not delivered this long after its confirming reading is `expired`: the rider
+    # has likely stopped. Transient SES errors are retried until then, at most this far apart.
+    alert_stale_after_s: float = Field(default=900.0, gt=0)
+    alert_retry_max_s: float = Field(default=30.0, gt=0)
     email_outbox_dir: Path = Path("outbox")
     aws_region: str = "eu-west-2"
     ses_endpoint_url: str | None = None

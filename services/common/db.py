@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extensions
@@ -47,6 +48,20 @@ def redact(dsn: str) -> str:
         return "<unparseable DATABASE_URL>"
     host = params.get("host", "localhost")
     return f"{params.get('user', '')}@{host}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+
+
+def without_password(dsn: str) -> str:
+    """A URL DSN with its password left out (still usable where the password comes from
+    elsewhere, e.g. PGPASSWORD); other forms are redacted."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql") or "@" not in parts.netloc:
+        return dsn if parts.scheme in ("postgres", "postgresql") else redact(dsn)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    query = "&".join(
+        p for p in parts.query.split("&") if p and not p.lower().startswith("password=")
+    )
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostport}", query=query))
 
 
 @contextmanager

@@ -78,10 +78,17 @@ def up(settings: Settings) -> dict[str, str]:
         # offset 0, so offsets the database remembers from the last one would skip new data.
         forget_positions(env["DATABASE_URL"])
 
-    env_file = state_dir / ENV_FILE.name
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    write_env_file(state_dir / ENV_FILE.name, env)
     return env
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """Write the settings readable by the owner only: DATABASE_URL may carry a password."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an older version keeps its mode otherwise
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{k}={v}\n" for k, v in env.items()))
 
 
 def forget_positions(database_url: str) -> None:
@@ -136,8 +143,8 @@ def cmd_infra(args: argparse.Namespace) -> int:
     if args.action == "up":
         env = up(settings)
         for k, v in env.items():
-            print(f"{k}={v}")
-        print(f"(written to {settings.state_dir / ENV_FILE.name})")
+            print(f"{k}={db.without_password(v) if k == 'DATABASE_URL' else v}")
+        print(f"(written to {settings.state_dir / ENV_FILE.name}, readable by you only)")
     elif args.action == "down":
         stopped = down(settings)
         print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")

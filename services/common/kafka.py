@@ -88,6 +88,14 @@ def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consum
     return Consumer(consumer_config(settings, group_id, **overrides))
 
 
+def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    """Configuration of a topic the project creates: a week of retention; the dead letters,
+    whose raw lines may hold a rider's details, only REJECTS_RETENTION_DAYS."""
+    if topic == settings.topic_rejects:
+        return {"retention.ms": str(round(settings.rejects_retention_days * 86_400_000))}
+    return {"retention.ms": "604800000"}
+
+
 def ensure_topics(
     settings: Settings, topics: list[str], partitions: int | None = None, timeout: float = 15.0
 ) -> None:
@@ -104,7 +112,7 @@ def ensure_topics(
                 t,
                 num_partitions=n,
                 replication_factor=settings.kafka_topic_replication_factor,
-                config={"retention.ms": "604800000"},
+                config=topic_config(settings, t),
             )
             for t in missing
         ]

@@ -34,6 +34,8 @@ DROP_LOCK_TIMEOUT_MS = 2000
 # A concurrent detach blocks nobody while it waits, except ingest creating a new hourly
 # partition (ACCESS EXCLUSIVE on daily.readings, once an hour) during its second phase.
 DETACH_LOCK_TIMEOUT_MS = 10_000
+DROP_ATTEMPTS = 3
+REJECTS_BATCH = 10_000
 
 
 @dataclass
@@ -62,6 +64,7 @@ class CompressResult:
     alerts_removed: int = 0
     alert_counts_updated: int = 0
     riders_removed: int = 0
+    rejects_purged: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -131,6 +134,7 @@ class _Job:
             self._timed("drop_partitions", self.drop_partitions)
             self._timed("delete_rows", self.delete_rows)
             self._timed("riders", self.clean_riders)
+            self._timed("rejects", self.purge_rejects)
         finally:
             self._unlock()
         self.result.seconds["total"] = round(time.perf_counter() - started, 3)
@@ -336,6 +340,18 @@ class _Job:
                 cur, cutoff=self.cutoff
             )
             repo.delete_orphan_ride_feeds(cur)
+
+    def purge_rejects(self) -> None:
+        """Delete dead letters older than REJECTS_RETENTION_DAYS: their raw lines may hold a
+        rider's name, address and email. Bounded batches keep each transaction short."""
+        cutoff = self.now - timedelta(days=self.cfg.rejects_retention_days)
+        while True:
+            with transaction(self.conn) as cur:
+                purged = repo.purge_rejects_before(cur, cutoff=cutoff, limit=REJECTS_BATCH)
+            self.result.rejects_purged += purged
+            self.hook("rejects", purged)
+            if purged < REJECTS_BATCH:
+                return
 
     def clean_riders(self) -> None:
         """Remove daily riders no daily ride references, after copying them to historical."""

@@ -678,3 +678,17 @@ def delete_unreferenced_riders(cur: Cursor, *, cutoff: datetime) -> int:
     """
     cur.execute(f"DELETE FROM daily.riders r WHERE {_UNREFERENCED_RIDER}", {"cutoff": cutoff})
     return cur.rowcount
+
+
+# --- retention: rejects ---------------------------------------------------------------------
+
+
+def purge_rejects_before(cur: Cursor, *, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` rejects received before `cutoff`, oldest first; return how many."""
+    cur.execute(
+        """DELETE FROM daily.rejects WHERE reject_id IN (
+               SELECT reject_id FROM daily.rejects WHERE received_at < %(cutoff)s
+                ORDER BY received_at LIMIT %(limit)s)""",
+        {"cutoff": cutoff, "limit": limit},
+    )
+    return cur.rowcount

@@ -55,7 +55,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port)
+        start_http_server(settings.ingest_metrics_port, addr=settings.metrics_bind)
     service = IngestService(settings, track_latency=args.track_latency)
     service.install_signal_handlers()
     stats = service.run(until_idle=args.until_idle)

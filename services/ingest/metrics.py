@@ -8,6 +8,11 @@ CONSUMED = Counter("deloton_ingest_consumed_messages", "Raw messages consumed")
 READINGS = Counter("deloton_ingest_readings_written", "Reading rows committed to daily.readings")
 RIDES = Counter("deloton_ingest_rides_started", "Rides opened by a SYSTEM line")
 REJECTED = Counter("deloton_ingest_rejected_lines", "Lines rejected, by reason", ["reason"])
+INVALID_EMAILS = Counter(
+    "deloton_ingest_invalid_email_addresses",
+    "Riders whose address is kept but marked unusable (never mailed), by reason",
+    ["reason"],
+)
 EVENTS = Counter("deloton_ingest_events_published", "Clean events published")
 BATCH_SIZE = Histogram(
     "deloton_ingest_batch_messages",

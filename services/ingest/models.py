@@ -24,6 +24,9 @@ class Rider(NamedTuple):
     account_created_at: datetime | None
     original_source: str | None
     bike_serial: str | None
+    # Why email_address cannot be mailed (kept as data, never sent to); None when it is usable
+    # or absent. One of EMAIL_PROBLEMS.
+    email_invalid: str | None = None
 
 
 class RideLine(NamedTuple):
@@ -80,6 +83,14 @@ REASONS = {
     "duplicate": "a line seen before",
     "out_of_order": "a reading older than one already written for its ride",
     "unpaired": "a Ride line without its Telemetry line, or the reverse",
+}
+
+
+EMAIL_PROBLEMS = {
+    "control_characters": "a control character (CR/LF could inject mail headers)",
+    "several_addresses": "more than one address (a list or a group)",
+    "display_name": "a display name or angle brackets, not a bare address",
+    "syntax": "not a syntactically valid address",
 }
 
 

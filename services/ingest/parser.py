@@ -210,6 +210,40 @@ def _bounded_int(obj: dict[str, Any], key: str, low: int, high: int) -> int | No
     return None
 
 
+# A bare addr-spec, ASCII only: dot-atom local part, dotted host of letter/digit/hyphen labels.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL_RE = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@({_LABEL}(?:\.{_LABEL})+)\Z", re.ASCII)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def email_problem(address: str) -> str | None:
+    """Why an address cannot be mailed (a key of EMAIL_PROBLEMS), or None when it is exactly
+    one syntactically valid bare address. Nothing here may become a second recipient or a
+    header: SES takes the recipients from the To header."""
+    if _CONTROL_RE.search(address):
+        return "control_characters"
+    if "<" in address or ">" in address or '"' in address:
+        return "display_name"
+    if any(c in address for c in ",;: ") or address.count("@") > 1:
+        return "several_addresses"
+    found = _EMAIL_RE.match(address)
+    if found is None or len(address) > 254 or len(found.group(1)) > 64:
+        return "syntax"
+    return None
+
+
+def _email(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(address, why it is unusable): an unusable address is kept, marked, never mailed."""
+    value = data.get("email_address")
+    if type(value) is not str or not value.strip():
+        return None, None
+    value = value.strip()
+    problem = email_problem(value)
+    # PostgreSQL text cannot hold NUL; the kept copy shows where it was.
+    return value.replace("\x00", "\\x00")[:320], problem
+
+
 def parse_rider(payload: str, now: datetime) -> Rider | Reject:
     """The JSON of a SYSTEM line -> Rider, or why it is unusable."""
     try:
@@ -235,6 +269,7 @@ def parse_rider(payload: str, now: datetime) -> Rider | Reject:
     gender = gender.strip().lower() if type(gender) is str else ""
     address = _text(data, "address", 500)
     line, city, postcode = split_address(address) if address else (None, None, None)
+    email, email_invalid = _email(data)
     return Rider(
         user_id=user_id,
         title=names[0],
@@ -245,10 +280,11 @@ def parse_rider(payload: str, now: datetime) -> Rider | Reject:
         city=city,
         postcode=postcode,
         date_of_birth=date(born.year, born.month, born.day),
-        email_address=_text(data, "email_address", 320),
+        email_address=email,
         height_cm=_bounded_int(data, "height_cm", 50, 272),
         weight_kg=_bounded_int(data, "weight_kg", 20, 650),
         account_created_at=created,
         original_source=_text(data, "original_source", 100),
         bike_serial=_text(data, "bike_serial", 100),
+        email_invalid=email_invalid,
     )

@@ -134,7 +134,7 @@ def upsert_riders(cur: Cursor, *, riders: dict[int, tuple[Rider, str]]) -> None:
         (
             r.user_id, r.title, r.first_name, r.last_name, r.gender, r.address_line, r.city,
             r.postcode, r.date_of_birth, r.email_address, r.height_cm, r.weight_kg,
-            r.account_created_at, r.original_source, ts + "+00",
+            r.account_created_at, r.original_source, ts + "+00", r.email_invalid,
         )
         for r, ts in (riders[k] for k in sorted(riders))
     ]  # fmt: skip
@@ -142,14 +142,15 @@ def upsert_riders(cur: Cursor, *, riders: dict[int, tuple[Rider, str]]) -> None:
         cur,
         "INSERT INTO daily.riders (user_id, title, first_name, last_name, gender, address_line, "
         "city, postcode, date_of_birth, email_address, height_cm, weight_kg, account_created_at, "
-        "original_source, details_at) VALUES %s "
+        "original_source, details_at, email_invalid) VALUES %s "
         "ON CONFLICT (user_id) DO UPDATE SET title = EXCLUDED.title, "
         "first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, "
         "gender = EXCLUDED.gender, address_line = EXCLUDED.address_line, city = EXCLUDED.city, "
         "postcode = EXCLUDED.postcode, date_of_birth = EXCLUDED.date_of_birth, "
         "email_address = EXCLUDED.email_address, height_cm = EXCLUDED.height_cm, "
         "weight_kg = EXCLUDED.weight_kg, account_created_at = EXCLUDED.account_created_at, "
-        "original_source = EXCLUDED.original_source, details_at = EXCLUDED.details_at "
+        "original_source = EXCLUDED.original_source, details_at = EXCLUDED.details_at, "
+        "email_invalid = EXCLUDED.email_invalid "
         "WHERE daily.riders.details_at <= EXCLUDED.details_at",
         rows,
     )

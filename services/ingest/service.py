@@ -336,6 +336,9 @@ class IngestService:
         metrics.READINGS.inc(len(batch.readings))
         metrics.RIDES.inc(len(batch.rides))
         metrics.EVENTS.inc(len(batch.events))
+        for rider, _ in batch.riders.values():
+            if rider.email_invalid:
+                metrics.INVALID_EMAILS.labels(rider.email_invalid).inc()
         for r in batch.rejects:
             metrics.REJECTED.labels(r.reason).inc()
         metrics.BATCH_SIZE.observe(batch.messages)

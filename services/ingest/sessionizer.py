@@ -360,6 +360,8 @@ class Sessionizer:
         )
         batch.touch_bike(ride.bike_serial, rec.model, rec.ts)
         if self.publish:
+            # Only what consumers use travels (alerts: gender and birth date for the limits;
+            # the dashboard: first name and age). Addresses stay in PostgreSQL.
             event = {
                 "type": "ride_started",
                 "ride_id": ride.ride_id,
@@ -368,15 +370,9 @@ class Sessionizer:
                 "started_at": iso(rec.ts),
                 "rider": {
                     "user_id": rider.user_id,
-                    "title": rider.title,
                     "first_name": rider.first_name,
-                    "last_name": rider.last_name,
                     "gender": rider.gender,
                     "date_of_birth": rider.date_of_birth.isoformat(),
-                    "email_address": rider.email_address,
-                    "height_cm": rider.height_cm,
-                    "weight_kg": rider.weight_kg,
-                    "city": rider.city,
                 },
             }
             batch.events.append((ride.bike_serial.encode(), orjson.dumps(event)))

@@ -46,9 +46,11 @@ CITY_SUFFIXES = _words(
 )
 REAL_CITIES = _words("London Manchester Birmingham Leeds Bristol Glasgow Cardiff")
 POSTCODE_AREAS = _words("E N W SE SW NW EC WC M B LS BS G CF L S")
+# Only reserved domains (RFC 2606 / RFC 6761): simulated riders are driven over their limit by
+# load tests, and with a real SES account a real domain would mail strangers health warnings.
 EMAIL_DOMAINS = _words("""
-    gmail.com gmail.com gmail.com hotmail.com yahoo.com outlook.com icloud.com btinternet.com
-    hotmail.co.uk yahoo.co.uk
+    gmail.example gmail.example gmail.example hotmail.example yahoo.example outlook.example
+    icloud.example btinternet.example hotmail.co.uk.example yahoo.co.uk.example example.com
 """)
 SOURCES = ("offline", "direct", "google ads", "social media", "referral", "email campaign")
 SOURCE_WEIGHTS = (20, 30, 20, 20, 6, 4)

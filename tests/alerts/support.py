@@ -30,11 +30,11 @@ SENDER = "alerts@deloton.example"
 
 
 @contextlib.contextmanager
-def running_moto(log: Path) -> Iterator[str]:
-    """A moto server (SES and friends over HTTP) on a free port; yields its URL."""
-    port = infra.free_port()
+def running_moto(log: Path, port: int | None = None) -> Iterator[str]:
+    """A moto server (SES and friends over HTTP) on `port` (default a free one); yields its URL."""
+    port = port or infra.free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(
             [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,
@@ -135,6 +135,8 @@ def settings_env(settings: Settings, metrics_port: int) -> dict[str, str]:
         "ALERT_EPISODE_READINGS": settings.alert_episode_readings,
         "ALERT_RECOVERY_READINGS": settings.alert_recovery_readings,
         "EMAIL_SENDER": settings.email_sender,
+        "EMAIL_OVERRIDE_RECIPIENT": settings.email_override_recipient,
+        "ALERT_STALE_AFTER_S": settings.alert_stale_after_s,
         "EMAIL_OUTBOX_DIR": settings.email_outbox_dir,
         "STATE_DIR": settings.state_dir,
         "SES_ENDPOINT_URL": settings.ses_endpoint_url,

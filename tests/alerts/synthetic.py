@@ -20,7 +20,8 @@ def rider(
     email: str | None = None,
     first_name: str = "Sam",
 ) -> dict[str, Any]:
-    """The rider object of a ride_started event (a 30-something man by default: 40-18x bpm)."""
+    """A rider as ingest knows them (a 30-something man by default: 40-18x bpm); the
+    ride_started event carries part of it, register_riders writes it to daily.riders."""
     return {
         "user_id": user_id, "title": None, "first_name": first_name, "last_name": "Rider",
         "gender": gender, "date_of_birth": date_of_birth.isoformat(),
@@ -32,10 +33,12 @@ def rider(
 def ride_started(
     ride_id: int, bike: str, who: dict[str, Any], started_at: datetime | None = None
 ) -> dict[str, Any]:
-    """A ride_started event."""
+    """A ride_started event: of the rider, only what the event carries (no address)."""
+    rider_fields = ("user_id", "first_name", "gender", "date_of_birth")
     return {
         "type": "ride_started", "ride_id": ride_id, "bike_serial": bike, "model": "mendoza v9",
-        "started_at": iso(started_at or datetime.now(UTC)), "rider": who,
+        "started_at": iso(started_at or datetime.now(UTC)),
+        "rider": {k: who[k] for k in rider_fields},
     }  # fmt: skip
 
 
@@ -81,3 +84,21 @@ def produce(producer: Producer, topic: str, events: list[dict[str, Any]]) -> Non
         producer.produce(topic, key=event["bike_serial"].encode(), value=orjson.dumps(event))
         producer.poll(0)
     producer.flush(30)
+
+
+def register_riders(conn: Any, *riders: dict[str, Any]) -> None:
+    """Write the riders to daily.riders, as ingest would before publishing their rides: the
+    notifier reads each address there when it sends."""
+    with conn.cursor() as cur:
+        for who in riders:
+            cur.execute(
+                """INSERT INTO daily.riders (user_id, first_name, last_name, gender,
+                       date_of_birth, email_address, details_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, now())
+                   ON CONFLICT (user_id) DO UPDATE SET email_address = EXCLUDED.email_address""",
+                (
+                    who["user_id"], who["first_name"], who.get("last_name", "Rider"),
+                    who["gender"], who["date_of_birth"], who.get("email_address"),
+                ),
+            )  # fmt: skip
+    conn.commit()

@@ -19,7 +19,8 @@ def pending(**changes: object) -> PendingAlert:
             {"elapsed_s": 2, "recorded_at": "2022-11-03T10:00:02Z", "heart_rate": 196},
             {"elapsed_s": 3, "recorded_at": "2022-11-03T10:00:03Z", "heart_rate": 203},
         ],
-        "observed_at": None, "attempts": 0,
+        "observed_at": None, "attempts": 0, "rider_known": True, "email_invalid": None,
+        "last_error": None,
     }  # fmt: skip
     values.update(changes)
     return PendingAlert(**values)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,11 +16,12 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 import pytest
+from prometheus_client import REGISTRY
 
 from services.alerts import repository
 from services.alerts.app import Recorder
 from services.alerts.models import Alert, Rider, Seen
-from services.alerts.notifier import Notifier, send_due
+from services.alerts.notifier import EXPIRED_LOG, Notifier, send_due
 from services.alerts.rules import Limits
 from services.alerts.sender import OutboxSender, SendError, SesSender, sender_factory
 from services.common import db as dbmod
@@ -32,14 +34,30 @@ pytestmark = pytest.mark.postgres
 NOW = datetime.now(UTC)
 
 
-def alert(ride_id: int, episode: int = 1, email: str | None = "dee@example.com") -> Alert:
+def alert(ride_id: int, episode: int = 1, user_id: int = 9) -> Alert:
     seen = tuple(
         Seen(s, NOW - timedelta(seconds=5 - s), hr, "high")
         for s, hr in [(1, 201), (2, 202), (3, 203)]
     )
-    who = Rider(9, "Dee", "Example", "female", date(1980, 1, 1), email)
-    return Alert(ride_id, episode, 9, "SN0009", "high", seen[-1].recorded_at, seen,
+    who = Rider(user_id, "female", date(1980, 1, 1))
+    return Alert(ride_id, episode, user_id, "SN0009", "high", seen[-1].recorded_at, seen,
                  Limits(52, 167), who)  # fmt: skip
+
+
+def rider(
+    conn: psycopg2.extensions.connection,
+    user_id: int = 9,
+    email: str | None = "dee@example.com",
+    email_invalid: str | None = None,
+) -> None:
+    """The rider's row, as ingest writes it (the notifier reads the address there)."""
+    with dbmod.transaction(conn) as cur:
+        cur.execute(
+            """INSERT INTO daily.riders (user_id, first_name, last_name, gender, date_of_birth,
+                   email_address, email_invalid, details_at)
+               VALUES (%s, 'Dee', 'Example', 'female', '1980-01-01', %s, %s, now())""",
+            (user_id, email, email_invalid),
+        )
 
 
 @pytest.fixture
@@ -52,7 +70,9 @@ def pg_settings(database_url: str, moto_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def conn(pg_settings: Settings) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to the test's database, which knows rider 9 (dee@example.com)."""
     c = dbmod.connect(pg_settings.require_database())
+    rider(c)
     yield c
     c.close()
 
@@ -92,7 +112,7 @@ def test_pending_alert_is_emailed_once_and_marked_sent(
     assert send_due(conn, sender, pg_settings) == 0
     sent = ses.sent()
     assert len(sent) == 1 and sent[0].message["To"] == "dee@example.com"
-    assert "201 bpm" in sent[0].text and "203 bpm" in sent[0].html
+    assert "201 bpm" in sent[0].text and "203 bpm" in sent[0].html and "Dear Dee," in sent[0].text
     with dbmod.transaction(conn) as cur:
         cur.execute("SELECT status, attempts, message_id, sent_at FROM daily.alerts")
         status, attempts, message_id, sent_at = cur.fetchone() or ()
@@ -131,10 +151,39 @@ def test_without_credentials_the_message_goes_to_the_outbox(
 def test_no_address_fails_the_alert(
     conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
 ) -> None:
-    insert(conn, alert(1, email=None))
+    rider(conn, 10, email=None)
+    insert(conn, alert(1, user_id=10))
     send_due(conn, ses_sender(pg_settings), pg_settings)
-    assert rows(conn) == [(1, "failed", 1, False, "rider has no email address")]
+    assert rows(conn) == [(1, "failed", 0, False, "rider has no email address")]
     assert ses.sent() == []
+
+
+def test_an_address_ingest_marked_invalid_fails_the_alert_unsent(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    rider(conn, 10, email="v@x.example, attacker@evil.example", email_invalid="several_addresses")
+    insert(conn, alert(1, user_id=10), alert(2))
+    send_due(conn, ses_sender(pg_settings), pg_settings)
+    assert rows(conn) == [
+        (1, "failed", 0, False, "invalid address: several_addresses"),
+        (2, "sent", 1, True, None),
+    ]
+    assert [m.destinations for m in ses.sent()] == [["dee@example.com"]]
+
+
+def test_the_address_is_read_when_sending_not_when_raised(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    insert(conn, alert(1, user_id=11))  # ingest has not committed rider 11 yet
+    assert send_due(conn, ses_sender(pg_settings), pg_settings) == 1
+    assert rows(conn) == [(1, "pending", 1, False, "rider not recorded yet")]
+    rider(conn, 11, email="late@example.com")
+    with dbmod.transaction(conn) as cur:
+        cur.execute("UPDATE daily.alerts SET next_attempt_at = NULL")
+        cur.execute("SELECT count(*) FROM daily.alerts WHERE recipient IS NOT NULL")
+        assert cur.fetchone() == (0,)  # alert rows hold no address
+    send_due(conn, ses_sender(pg_settings), pg_settings)
+    assert [m.destinations for m in ses.sent()] == [["late@example.com"]]
 
 
 class Flaky:
@@ -144,19 +193,40 @@ class Flaky:
         raise SendError("Throttling: Maximum sending rate exceeded.", transient=True)
 
 
-def test_transient_failure_waits_then_gives_up(
-    conn: psycopg2.extensions.connection, pg_settings: Settings
+def test_transient_failures_are_retried_until_stale_then_expire(
+    conn: psycopg2.extensions.connection,
+    pg_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     insert(conn, alert(1))
-    assert send_due(conn, Flaky(), pg_settings, max_attempts=3) == 1
-    assert send_due(conn, Flaky(), pg_settings, max_attempts=3) == 0  # not due yet
-    for attempts in (1, 2):
+    assert send_due(conn, Flaky(), pg_settings) == 1
+    assert send_due(conn, Flaky(), pg_settings) == 0  # not due yet
+    for attempts in range(1, 9):  # far more than the 5 attempts that used to give up
         assert rows(conn) == [(1, "pending", attempts, False, "Throttling: Maximum sending "
                                "rate exceeded.")]  # fmt: skip
         with dbmod.transaction(conn) as cur:
+            cur.execute("SELECT next_attempt_at - now() FROM daily.alerts")
+            (wait,) = cur.fetchone() or (None,)
+            assert wait is not None and wait <= timedelta(seconds=pg_settings.alert_retry_max_s)
             cur.execute("UPDATE daily.alerts SET next_attempt_at = now() - interval '1 s'")
-        send_due(conn, Flaky(), pg_settings, max_attempts=3)
-    assert rows(conn)[0][1:3] == ("failed", 3)
+        send_due(conn, Flaky(), pg_settings)
+    # The alert is now older than ALERT_STALE_AFTER_S: expired, loudly, never `failed`.
+    with dbmod.transaction(conn) as cur:
+        cur.execute(
+            "UPDATE daily.alerts SET detected_at = now() - make_interval(secs => %s),"
+            " next_attempt_at = NULL",
+            (pg_settings.alert_stale_after_s + 1,),
+        )
+    before = REGISTRY.get_sample_value("deloton_alerts_expired_total", {"reason": "undelivered"})
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="services.alerts.notifier"):
+        send_due(conn, Flaky(), pg_settings)
+    [(_, status, attempts, _, error)] = rows(conn)
+    assert (status, attempts) == ("expired", 9)
+    assert error is not None and error.startswith("stale: not emailed in time (last error: Thr")
+    after = REGISTRY.get_sample_value("deloton_alerts_expired_total", {"reason": "undelivered"})
+    assert (after or 0) == (before or 0) + 1
+    assert [r.message for r in caplog.records] == [EXPIRED_LOG]
 
 
 def test_stale_alerts_are_recorded_but_not_emailed(
@@ -171,7 +241,7 @@ def test_stale_alerts_are_recorded_but_not_emailed(
         assert asyncio.run(recorder.insert_alert(alert(2), None)) is False
     finally:
         recorder.close()
-    assert [r[:2] for r in rows(conn)] == [(1, "failed"), (2, "pending")]
+    assert [r[:2] for r in rows(conn)] == [(1, "expired"), (2, "pending")]
 
 
 def test_two_notifier_processes_never_send_an_alert_twice(
@@ -196,3 +266,20 @@ def test_two_notifier_processes_never_send_an_alert_twice(
     per_alert = Counter(m.message["X-Deloton-Alert"] for m in sent)
     assert len(sent) == n and set(per_alert.values()) == {1}
     assert {r[1:3] for r in rows(conn)} == {("sent", 1)}
+
+
+def test_a_bad_address_never_resends_the_other_alerts_of_its_batch(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    # One header-injecting address in a batch made the whole claim roll back: the good rider's
+    # alert, already accepted by SES, went back to pending and was sent again on every poll.
+    # A row written before ingest validated addresses.
+    rider(conn, 10, email="bad@x.com\r\nBcc: y@z")
+    insert(conn, alert(1), alert(2, user_id=10), alert(3))
+    sender = ses_sender(pg_settings)
+    for _ in range(5):
+        send_due(conn, sender, pg_settings)
+    per_alert = Counter(m.message["X-Deloton-Alert"] for m in ses.sent())
+    assert per_alert == {"1/1": 1, "3/1": 1}
+    statuses = {r[0]: r[1] for r in rows(conn)}
+    assert statuses == {1: "sent", 2: "failed", 3: "sent"}

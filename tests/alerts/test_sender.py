@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from services.alerts.sender import OutboxSender, SendError, SesSender, backoff
+from services.alerts.sender import (
+    OutboxSender,
+    SendError,
+    SesSender,
+    backoff,
+    check_override,
+)
+from services.common.config import ConfigError, Settings
 
 
 def client_error(code: str, message: str) -> ClientError:
@@ -49,7 +56,7 @@ def message() -> EmailMessage:
 
 def test_throttling_is_retried_with_growing_backoff() -> None:
     sleeps: list[float] = []
-    client = ScriptedSes([throttled(), throttled(), EndpointConnectionError(endpoint_url="x")])
+    client = ScriptedSes([throttled(), throttled(), throttled()])
     sender = SesSender(client, retries=5, base_delay=0.1, max_delay=5, sleep=sleeps.append)
     assert sender.send(message()) == "0100-accepted"
     assert len(client.calls) == 4 and len(sleeps) == 3
@@ -63,6 +70,16 @@ def test_gives_up_as_transient_after_the_retries() -> None:
     with pytest.raises(SendError) as err:
         sender.send(message())
     assert err.value.transient and "Throttling" in str(err.value)
+
+
+def test_an_outage_is_transient_and_left_to_the_notifier() -> None:
+    # Retrying an unreachable endpoint inside the call would hold a sender thread (and the
+    # row's lock) for minutes; the notifier retries the row with its own backoff instead.
+    client = ScriptedSes([EndpointConnectionError(endpoint_url="http://ses.invalid")])
+    with pytest.raises(SendError) as err:
+        SesSender(client, sleep=lambda _: None).send(message())
+    assert err.value.transient and err.value.code == "EndpointConnectionError"
+    assert len(client.calls) == 1
 
 
 def test_rejected_message_is_not_retried() -> None:
@@ -81,3 +98,29 @@ def test_outbox_writes_the_mime_message(tmp_path: Any) -> None:
     message_id = OutboxSender(tmp_path / "outbox").send(msg)
     assert message_id == "x.1@deloton.example"
     assert (tmp_path / "outbox" / "x.1@deloton.example.eml").read_bytes() == msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed", "refused"),
+    [
+        (None, False, True),
+        ("https://email.eu-west-2.amazonaws.com", False, True),
+        ("https://email.eu-west-2.amazonaws.com", True, False),
+        ("http://127.0.0.1:5000", False, False),
+    ],
+)
+def test_the_override_is_refused_against_real_ses(
+    endpoint: str | None, allowed: bool, refused: bool
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        ses_endpoint_url=endpoint,
+        email_override_recipient="ops@deloton.example",
+        alert_override_in_production=allowed,
+    )
+    if refused:
+        with pytest.raises(ConfigError, match="ALERT_OVERRIDE_IN_PRODUCTION=true"):
+            check_override(settings)
+    else:
+        check_override(settings)
+    check_override(settings.model_copy(update={"email_override_recipient": None}))

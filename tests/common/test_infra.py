@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +199,24 @@ def test_a_fresh_embedded_broker_resets_the_stored_ingest_offsets(tmp_path: Path
         assert stored() == 0
     finally:
         _deloton(["infra", "down"], tmp_path, env)
+
+
+def test_infra_up_keeps_the_password_off_the_terminal_and_the_env_file_private(
+    tmp_path: Path, broker: str, database_url: str
+) -> None:
+    # The embedded server trusts local connections, so any password in the DSN is accepted.
+    secret = "s3cret-pw"
+    p = psycopg2.extensions.parse_dsn(database_url)
+    user, host, port = p.get("user", "postgres"), p.get("host", "127.0.0.1"), p["port"]
+    with_password = f"postgresql://{user}:{secret}@{host}:{port}/{p['dbname']}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker, "DATABASE_URL": with_password}
+    (tmp_path / ".deloton").mkdir()
+    (tmp_path / ".deloton" / "env").write_text("OLD=1\n")
+    (tmp_path / ".deloton" / "env").chmod(0o644)  # left by an older version
+    up = _deloton(["infra", "up"], tmp_path, env)
+    assert up.returncode == 0, up.stderr
+    assert secret not in up.stdout + up.stderr
+    assert f"DATABASE_URL=postgresql://{user}@{host}:{port}/{p['dbname']}\n" in up.stdout
+    env_file = tmp_path / ".deloton" / "env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert f"DATABASE_URL={with_password}\n" in env_file.read_text()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from services.simulator.fleet import Fleet, FleetConfig
 from services.simulator.pool import RiderPool, pool_size
 from services.simulator.riders import Rider, make_cities, make_rider, safe_max_hr
 from tests.simulator import grammar
@@ -86,3 +90,45 @@ def test_pool_hands_out_each_rider_once() -> None:
         pool.acquire()
     pool.release(taken[2])
     assert pool.acquire() == taken[2]
+
+
+RESERVED_SECOND_LEVEL = ("example.com", "example.org", "example.net")
+RESERVED_TLDS = ("example", "test")
+
+
+def is_reserved_domain(address: str) -> bool:
+    """Whether an address's domain is reserved for examples (RFC 2606 / RFC 6761)."""
+    domain = address.rpartition("@")[2].lower()
+    labels = domain.split(".")
+    return labels[-1] in RESERVED_TLDS or ".".join(labels[-2:]) in RESERVED_SECOND_LEVEL
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    bikes=st.integers(min_value=1, max_value=60),
+    rides=st.integers(min_value=1, max_value=3),
+)
+def test_every_simulated_address_is_under_a_reserved_domain(
+    seed: int, bikes: int, rides: int
+) -> None:
+    # Load tests drive hundreds of these riders over their limit: a real domain would mail
+    # health warnings to strangers once SES is real.
+    fleet = Fleet(FleetConfig(bikes=bikes, rides=rides, seconds=2, seed=seed, start=START))
+    for rider in fleet.pool.riders:
+        assert is_reserved_domain(rider.email_address), rider.email_address
+    sent = 0
+    for msg in fleet.messages():
+        line = grammar.parse_value(msg.value)
+        kind, found = grammar.classify(line)
+        if kind == "system":
+            address = json.loads(found["json"])["email_address"]
+            assert is_reserved_domain(address), address
+            sent += 1
+    assert sent == bikes * rides
+
+
+def test_reserved_domains_keep_their_variety(riders: list[Rider]) -> None:
+    domains = {r.email_address.rpartition("@")[2] for r in riders}
+    assert len(domains) >= 6, domains
+    assert "btinternet.example" in domains
