@@ -15,11 +15,13 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import psycopg2
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from psycopg2.errors import CheckViolation
 
 from services.common import db
 from services.common.config import Settings
@@ -32,6 +34,10 @@ from services.ingest.sessionizer import Sessionizer
 log = logging.getLogger(__name__)
 
 _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# librdkafka's default message.max.bytes, less room for the record's own overhead: a dead
+# letter past it is refused by the producer, so it is kept in daily.rejects only.
+_MAX_DEAD_LETTER_BYTES = 1_000_000 - 4_096
+_MAX_KNOWN_HOURS = 10_000
 
 
 @dataclass
@@ -41,6 +47,7 @@ class WriteJob:
     batch: Batch
     expected: dict[tuple[str, int], int | None]
     states: dict[int, dict[str, Any]]
+    evicted: dict[int, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +63,7 @@ class RunStats:
     first_message_wall: float | None = None  # epoch seconds, comparable across processes
     last_commit_wall: float | None = None
     latencies_ms: list[float] = field(default_factory=list)  # produce -> commit, if tracked
+    state_bytes: list[int] = field(default_factory=list)  # session state written, per batch
 
     def summary(self) -> dict[str, Any]:
         """The figures a backfill or a benchmark reports."""
@@ -78,6 +86,9 @@ class RunStats:
                     ordered[min(len(ordered) - 1, len(ordered) * q // 100)], 1
                 )
             out["latency_max_ms"] = round(ordered[-1], 1)
+        if self.state_bytes:
+            out["state_bytes_max"] = max(self.state_bytes)
+            out["state_bytes_last"] = self.state_bytes[-1]
         return out
 
 
@@ -97,19 +108,28 @@ class IngestService:
             Parser(max_future_s=settings.ingest_max_future_s),
             split_topics=settings.ingest_split_topics,
             publish_events=settings.ingest_publish_events,
+            max_held=settings.ingest_max_held_per_bike,
         )
         self.stats = RunStats()
         self.stop = threading.Event()
         self.conn = db.connect(settings.require_database(), application_name="deloton-ingest")
         self.consumer = make_consumer(settings, self.group)
-        self.producer = make_producer(settings) if settings.ingest_publish_events else None
+        self.producer = (
+            # Delivery reports for failures only: nothing per message when all goes well.
+            make_producer(
+                settings,
+                **{"on_delivery": _delivery_failed, "delivery.report.only.error": True},
+            )
+            if settings.ingest_publish_events
+            else None
+        )
         self.positions: dict[tuple[str, int], int | None] = {}  # stored next offset per partition
         self.known_hours: set[str] = set()
         self.batch = Batch()
         self._published = 0  # events of self.batch already handed to the producer
         self._rejects_published = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
-        self._inflight: tuple[Batch, Future[None], float] | None = None
+        self._inflight: tuple[Batch, Future[tuple[int, dict[int, int]]], float] | None = None
 
     # --- assignment ------------------------------------------------------------------------
 
@@ -231,6 +251,10 @@ class IngestService:
                 bikes_topic = self.settings.topic_bikes
                 caught_up = {p for (t, p), lag in lags.items() if t == bikes_topic and lag == 0}
                 self.sessions.expire_held(self.batch, now, caught_up)
+            idle_s = self.settings.ingest_evict_idle_s
+            if idle_s:
+                metrics.BIKES_EVICTED.inc(self.sessions.evict_idle(self.batch, now, idle_s))
+        metrics.BIKES_TRACKED.set(len(self.sessions.bikes))
 
     def _lag(self, topic: str, partition: int) -> int | None:
         """Messages behind the high watermark of the last fetch; None before the first fetch."""
@@ -257,6 +281,7 @@ class IngestService:
         for key, value in batch.events[self._published :]:
             self._produce(events_topic, value, key)
         self._published = len(batch.events)
+        rejects_topic = self.settings.topic_rejects
         for r in batch.rejects[self._rejects_published :]:
             value = orjson.dumps(
                 {
@@ -269,12 +294,25 @@ class IngestService:
                     "raw": r.raw.decode("utf-8", "replace"),
                 }
             )
-            self._produce(self.settings.topic_rejects, value, r.key)
+            if len(value) + len(r.key or b"") > _MAX_DEAD_LETTER_BYTES:
+                # The raw line is kept whole in daily.rejects; the topic cannot take it.
+                metrics.DEAD_LETTERS_DROPPED.labels("too_large").inc()
+                log.warning(
+                    "dead letter of %d bytes kept in daily.rejects only",
+                    len(value),
+                    extra={"topic": r.topic, "partition": r.partition, "offset": r.offset},
+                )
+                continue
+            self._produce(rejects_topic, value, r.key)
         self._rejects_published = len(batch.rejects)
         self.producer.poll(0)
 
     def _produce(self, topic: str, value: bytes, key: bytes | None) -> None:
-        """Produce one message, waiting for room when the local queue is full."""
+        """Produce one message, waiting for room when the local queue is full.
+
+        Any other refusal is counted and logged, never raised: the rows of the batch matter
+        more than one event or dead letter, and raising here would replay the batch for ever.
+        """
         assert self.producer is not None
         while True:
             try:
@@ -282,6 +320,10 @@ class IngestService:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                metrics.PRODUCE_FAILED.labels(topic).inc()
+                log.warning("message of %d bytes not produced to %s: %s", len(value), topic, exc)
+                return
 
     # --- the sink --------------------------------------------------------------------------
 
@@ -293,7 +335,7 @@ class IngestService:
         batches commit in order and each one's expected offsets are its predecessor's.
         """
         batch = self.batch
-        if batch.messages:
+        if len(batch):
             started = time.monotonic()
             self._publish()
             if self.producer is not None:
@@ -316,13 +358,24 @@ class IngestService:
         batch, future, started = self._inflight
         self._inflight = None
         try:
-            future.result()
+            written, stored = future.result()
         except repository.FencedError as exc:
             metrics.FENCED.inc()
             log.warning("batch dropped, partitions moved: %s", exc)
             self._reset_batch()
             self._reseek()
             return
+        except repository.LateReadingsError as exc:
+            # Read the batch again from the stored offsets, rejecting those readings this time.
+            log.warning("batch re-read: %s", exc)
+            self.sessions.reject_too_late(exc.late)
+            self._reset_batch()
+            self._reseek()
+            return
+        self.stats.state_bytes.append(written)
+        metrics.STATE_WRITTEN_BYTES.observe(written)
+        for partition, size in stored.items():
+            metrics.STATE_BYTES.labels(str(partition)).set(size)
         self._commit_kafka(batch)
         self.stats.readings += len(batch.readings)
         self.stats.rejects += len(batch.rejects)
@@ -350,21 +403,33 @@ class IngestService:
         partitions = {b.partition for k in batch.dirty if (b := self.sessions.bikes.get(k))}
         states = {p: self.sessions.dump_partition(p, batch.dirty) for p in partitions}
         expected = {tp: self.positions.get(tp) for tp in batch.offsets}
-        return WriteJob(batch, expected, states)
+        return WriteJob(batch, expected, states, batch.evicted)
 
-    def _write(self, job: WriteJob) -> None:
-        """One transaction for the whole batch, retried on connection loss (writer thread)."""
+    def _write(self, job: WriteJob) -> tuple[int, dict[int, int]]:
+        """One transaction for the whole batch, retried on connection loss (writer thread).
+
+        Returns the bytes of session state written and each partition's stored state size.
+        """
         backoff = 0.5
+        stale = 0
         while True:
             try:
-                self._write_once(job)
-                return
+                return self._write_once(job)
             except _DB_ERRORS as exc:
                 metrics.DB_RETRIES.inc()
                 self._reconnect(exc, backoff)
                 backoff = min(backoff * 2, 30)
+            except CheckViolation:
+                # No partition for a row: compress dropped an hour this process had cached.
+                # Forget the cache; the next attempt creates what is missing, and finds out
+                # whether those readings came too late for their ride's summary.
+                stale += 1
+                if stale > 3:
+                    raise
+                log.info("an hourly partition was dropped under us; checking again")
+                self.known_hours.clear()
 
-    def _write_once(self, job: WriteJob) -> None:
+    def _write_once(self, job: WriteJob) -> tuple[int, dict[int, int]]:
         batch = job.batch
         with db.transaction(self.conn) as cur:
             repository.advance_offsets(
@@ -374,15 +439,30 @@ class IngestService:
             repository.upsert_riders(cur, riders=batch.riders)
             repository.insert_rides(cur, rides=batch.rides)
             repository.end_rides(cur, ends=batch.ride_ends)
-            if batch.hours - self.known_hours:
-                repository.ensure_partitions(
-                    cur, first_hour=min(batch.hours), last_hour=max(batch.hours)
-                )
+            new_hours = batch.hours - self.known_hours
+            created = repository.ensure_partitions(cur, hours=new_hours) if new_hours else []
             repository.copy_readings(cur, lines=batch.readings)
+            droppable = [h for h in created if h <= self._retention_limit()]
+            if droppable:
+                # An old hour without a partition may be one retention dropped (a restart
+                # forgets which); readings there of a ride already summarised came too late.
+                late = repository.summarised_readings(cur, hours=droppable)
+                if late:
+                    raise repository.LateReadingsError(late)
             repository.drop_deleted(cur, ride_ids=batch.ride_ids)
             repository.insert_rejects(cur, rejects=batch.rejects)
-            repository.save_state(cur, group=self.group, states=job.states)
+            written, stored = repository.save_state(
+                cur, group=self.group, states=job.states, evicted=job.evicted
+            )
+        if len(self.known_hours) > _MAX_KNOWN_HOURS:
+            self.known_hours.clear()
         self.known_hours |= batch.hours
+        return written, stored
+
+    def _retention_limit(self) -> str:
+        """The latest 'YYYY-MM-DD HH' whose partition compress's retention may have dropped."""
+        hours = self.settings.retention_hours + 1
+        return (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%d %H")
 
     def _commit_kafka(self, batch: Batch) -> None:
         try:
@@ -444,3 +524,13 @@ class IngestService:
         """SIGTERM/SIGINT: finish the current batch, commit, leave the group."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+
+
+def _delivery_failed(err: KafkaError | None, msg: Any) -> None:
+    """Producer callback, called for failed deliveries only (delivery.report.only.error)."""
+    if err is None:
+        return
+    topic = msg.topic() if msg is not None else "?"
+    metrics.PRODUCE_FAILED.labels(topic or "?").inc()
+    # Never the value: ride_started events carry the rider's name and email.
+    log.warning("message to %s not delivered: %s", topic, err)
