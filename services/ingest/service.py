@@ -120,15 +120,7 @@ class IngestService:
         self.stop = threading.Event()
         self.conn = db.connect(settings.require_database(), application_name="deloton-ingest")
         self.consumer = make_consumer(settings, self.group)
-        self.producer = (
-            # Delivery reports for failures only: nothing per message when all goes well.
-            make_producer(
-                settings,
-                **{"on_delivery": _delivery_failed, "delivery.report.only.error": True},
-            )
-            if settings.ingest_publish_events
-            else None
-        )
+        self.producer = make_producer(settings) if settings.ingest_publish_events else None
         self.positions: dict[tuple[str, int], int | None] = {}  # stored next offset per partition
         self.known_hours: set[str] = set()
         self.batch = Batch()
@@ -311,11 +303,13 @@ class IngestService:
                     extra={"topic": r.topic, "partition": r.partition, "offset": r.offset},
                 )
                 continue
-            self._produce(rejects_topic, value, r.key)
+            self._produce(rejects_topic, value, r.key, _delivery_report)
         self._rejects_published = len(batch.rejects)
         self.producer.poll(0)
 
-    def _produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def _produce(
+        self, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None
+    ) -> None:
         """Produce one message, waiting for room when the local queue is full.
 
         Any other refusal is counted and logged, never raised: the rows of the batch matter
@@ -324,7 +318,10 @@ class IngestService:
         assert self.producer is not None
         while True:
             try:
-                self.producer.produce(topic, value, key)
+                if on_delivery is None:
+                    self.producer.produce(topic, value, key)
+                else:
+                    self.producer.produce(topic, value, key, on_delivery=on_delivery)
                 return
             except BufferError:
                 self.producer.poll(0.05)
@@ -534,11 +531,15 @@ class IngestService:
             signal.signal(sig, lambda *_: self.stop.set())
 
 
-def _delivery_failed(err: KafkaError | None, msg: Any) -> None:
-    """Producer callback, called for failed deliveries only (delivery.report.only.error)."""
+def _delivery_report(err: KafkaError | None, msg: Any) -> None:
+    """Delivery report of a dead letter (rare, so each has one); failures are counted.
+
+    Events have none: a callback per event would cost on the hot path, and their failures
+    are librdkafka's to retry until message.timeout.ms.
+    """
     if err is None:
         return
     topic = msg.topic() if msg is not None else "?"
     metrics.PRODUCE_FAILED.labels(topic or "?").inc()
-    # Never the value: ride_started events carry the rider's name and email.
+    # Never the value: a dead letter carries the raw line, a SYSTEM line the rider's details.
     log.warning("message to %s not delivered: %s", topic, err)
