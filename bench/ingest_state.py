@@ -136,7 +136,7 @@ def run(
     with harness.cloned_database(server, template) as dsn:
         env = ingest_env(bootstrap, dsn, topic, f"state-{uuid.uuid4().hex[:8]}")
         env["INGEST_EVICT_IDLE_S"] = str(evict_idle_s)
-        proc = start_ingest(env, 3.0)
+        proc = start_ingest(env, 3.0, "--track-state")
         samples: list[float] = []
 
         def sample() -> None:

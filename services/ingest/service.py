@@ -63,7 +63,7 @@ class RunStats:
     first_message_wall: float | None = None  # epoch seconds, comparable across processes
     last_commit_wall: float | None = None
     latencies_ms: list[float] = field(default_factory=list)  # produce -> commit, if tracked
-    # Stored size of the session state rows each batch rewrote (bytes), per batch.
+    # Stored size of the session state rows each batch rewrote (bytes), if tracked.
     state_bytes: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -101,9 +101,12 @@ class RunStats:
 class IngestService:
     """One ingest process: a consumer-group member with its sink."""
 
-    def __init__(self, settings: Settings, *, track_latency: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, track_latency: bool = False, track_state: bool = False
+    ) -> None:
         self.settings = settings
         self.track_latency = track_latency
+        self.track_state = track_state  # keep each batch's state size (a list per batch)
         self.group = settings.ingest_group
         self.topics = (
             [settings.topic_bikes, settings.topic_telemetry]
@@ -377,7 +380,8 @@ class IngestService:
             self._reset_batch()
             self._reseek()
             return
-        self.stats.state_bytes.append(sum(stored.values()))
+        if self.track_state:
+            self.stats.state_bytes.append(sum(stored.values()))
         metrics.STATE_WRITTEN_BYTES.observe(written)
         for partition, size in stored.items():
             metrics.STATE_BYTES.labels(str(partition)).set(size)

@@ -113,7 +113,7 @@ def test_state_stays_bounded_over_many_bikes_that_come_and_go(
     back = T0 + timedelta(seconds=12 * 300)
     feed += [(b"SN0000", v) for v in announce(back, serial="SN0000") + pairs(back, 1, 5)]
     produce(settings, settings.topic_raw, feed, partitions=1)
-    service = IngestService(settings)
+    service = IngestService(settings, track_state=True)
     stats = service.run(until_idle=3)
     assert stats.consumed == len(feed)
     with db.cursor() as cur:
