@@ -518,8 +518,11 @@ class Sessionizer:
     def _reading_checked(
         self, batch: Batch, bike: Bike, r: RideLine, t: TelemetryLine, rsrc: Source, tsrc: Source
     ) -> None:
-        self._sources = (rsrc, tsrc)
-        Sessionizer._reading(self, batch, bike, r, t, rsrc, tsrc)
+        self._sources = (rsrc, tsrc)  # the lines _write_checked rejects, if it must
+        try:
+            Sessionizer._reading(self, batch, bike, r, t, rsrc, tsrc)
+        finally:
+            self._sources = None
 
     def _write_checked(
         self, batch: Batch, bike: Bike, ride: Ride, r: RideLine, t: TelemetryLine
