@@ -151,8 +151,13 @@ def run(
         sampler.start()
         # Produce from now on: the group join (a few seconds) only delays the first batches,
         # and ingest, which stops once idle, never sees an empty topic.
-        feed["messages"] = paced_produce(bootstrap, topic, **feed["args"])
-        report = finish(proc)
+        try:
+            feed["messages"] = paced_produce(bootstrap, topic, **feed["args"])
+            report = finish(proc)
+        finally:
+            if proc.poll() is None:  # the benchmark failed: leave nothing running
+                proc.kill()
+                proc.wait()
         sampler.join(5)
         conn = psycopg2.connect(dsn)
         try:
