@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # Lines stamped further ahead of the wall clock than this are rejected (bad_value); a
     # simulator running faster than real time needs it raised.
     ingest_max_future_s: float = Field(default=300.0, ge=0)
+    # A bike whose ride is closed and that sent nothing for this long (its partition's event
+    # time) is forgotten, in memory and in the saved state; 0 keeps every bike for ever.
+    ingest_evict_idle_s: float = Field(default=600.0, ge=0)
+    # Readings held per bike while its SYSTEM line may still come (split topics).
+    ingest_max_held_per_bike: int = Field(default=600, ge=1)
     ingest_metrics_port: int = 9101
     # Address the /metrics servers listen on: loopback unless a container needs 0.0.0.0.
     metrics_bind: str = "127.0.0.1"

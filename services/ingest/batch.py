@@ -43,11 +43,13 @@ class Batch:
     events: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value) to publish
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
     dirty: set[str] = field(default_factory=set)  # bikes whose state changed
+    evicted: dict[int, set[str]] = field(default_factory=dict)  # partition -> bikes forgotten
     created_ms: list[int] = field(default_factory=list)  # produce times, when latency is tracked
     messages: int = 0
 
     def __len__(self) -> int:
-        return self.messages
+        """Messages, plus evictions: a batch of evictions alone still has state to save."""
+        return self.messages + len(self.evicted)
 
     def add_rider(self, rider: Rider, ts: str) -> None:
         """Keep the latest details of each rider seen in this batch."""

@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep each message's produce-to-commit latency for the --report summary",
     )
+    p.add_argument(
+        "--track-state",
+        action="store_true",
+        help="keep each batch's saved-state size for the --report summary",
+    )
     p.set_defaults(func=cmd_ingest)
 
 
@@ -56,7 +61,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         conn.close()
     if settings.ingest_metrics_port:
         start_http_server(settings.ingest_metrics_port, addr=settings.metrics_bind)
-    service = IngestService(settings, track_latency=args.track_latency)
+    service = IngestService(
+        settings, track_latency=args.track_latency, track_state=args.track_state
+    )
     service.install_signal_handlers()
     stats = service.run(until_idle=args.until_idle)
     if args.report:

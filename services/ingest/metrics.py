@@ -31,3 +31,27 @@ LAG = Gauge(
 )
 FENCED = Counter("deloton_ingest_fenced_batches", "Batches dropped because a partition moved")
 DB_RETRIES = Counter("deloton_ingest_db_retries", "Batch writes retried after a database error")
+PRODUCE_FAILED = Counter(
+    "deloton_ingest_produce_failed",
+    "Events or dead letters the producer could not deliver (rows are written all the same)",
+    ["topic"],
+)
+DEAD_LETTERS_DROPPED = Counter(
+    "deloton_ingest_dead_letters_dropped",
+    "Rejects kept in daily.rejects only: their dead letter is too large for the topic",
+    ["reason"],
+)
+BIKES_TRACKED = Gauge("deloton_ingest_bikes_tracked", "Bikes whose session state is in memory")
+BIKES_EVICTED = Counter(
+    "deloton_ingest_bikes_evicted", "Idle bikes forgotten (ride closed, silent INGEST_EVICT_IDLE_S)"
+)
+STATE_BYTES = Gauge(
+    "deloton_ingest_state_bytes",
+    "Stored size of the session state of a partition (daily.ingest_state), last batch",
+    ["partition"],
+)
+STATE_WRITTEN_BYTES = Histogram(
+    "deloton_ingest_state_written_bytes",
+    "Bytes of session state written by one batch",
+    buckets=(1_000, 10_000, 100_000, 1_000_000, 10_000_000),
+)

@@ -254,14 +254,14 @@ def parse_rider(payload: str, now: datetime) -> Rider | Reject:
         return Reject("bad_json", "SYSTEM data is not an object")
     user_id = data.get("user_id")
     if type(user_id) is not int or not 0 < user_id < 2**63:
-        return Reject("bad_value", f"user_id {user_id!r}")
+        return Reject("bad_value", f"user_id {user_id!r:.100}")
     name = _text(data, "name")
     names = split_name(name) if name else None
     if names is None:
-        return Reject("bad_value", f"name {data.get('name')!r}")
+        return Reject("bad_value", f"name {data.get('name')!r:.100}")
     born = epoch_ms_to_datetime(data.get("date_of_birth"))
     if born is None or not _MIN_DATE <= born <= now:
-        return Reject("bad_value", f"date_of_birth {data.get('date_of_birth')!r}")
+        return Reject("bad_value", f"date_of_birth {data.get('date_of_birth')!r:.100}")
     created = epoch_ms_to_datetime(data.get("account_create_date"))
     if created is not None and not _MIN_DATE <= created <= now + timedelta(days=1):
         created = None

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from psycopg2.errors import UniqueViolation
 from psycopg2.extensions import cursor as Cursor
-from psycopg2.extras import Json, execute_values
+from psycopg2.extras import execute_values
 
 from services.ingest.batch import RejectRow, RideRow
 from services.ingest.models import Rider
@@ -17,6 +17,14 @@ from services.ingest.models import Rider
 
 class FencedError(RuntimeError):
     """Another consumer wrote these partitions since we read their offsets: re-seek."""
+
+
+class LateReadingsError(RuntimeError):
+    """The batch holds readings of summarised rides for hours retention already dropped."""
+
+    def __init__(self, late: set[tuple[int, str]]) -> None:
+        super().__init__(f"{len(late)} (ride, hour) pairs arrived after their hour was dropped")
+        self.late = late
 
 
 def load_offsets(
@@ -96,17 +104,50 @@ def advance_offsets(
     )
 
 
-def save_state(cur: Cursor, *, group: str, states: dict[int, dict[str, Any]]) -> None:
-    """Merge changed bikes into each partition's stored state."""
+def save_state(
+    cur: Cursor,
+    *,
+    group: str,
+    states: dict[int, dict[str, Any]],
+    evicted: dict[int, set[str]] | None = None,
+) -> tuple[int, dict[int, int]]:
+    """Remove evicted bikes from, then merge changed bikes into, each partition's stored state.
+
+    Returns the bytes of state sent, and the stored size of each partition's state written
+    (bytes, as PostgreSQL keeps it).
+    """
+    for partition, keys in sorted((evicted or {}).items()):
+        cur.execute(
+            "UPDATE daily.ingest_state SET state = state - %s::text[], updated_at = now() "
+            "WHERE consumer_group = %s AND kafka_partition = %s",
+            (sorted(keys), group, partition),
+        )
     if not states:
-        return
-    execute_values(
+        return 0, {}
+    texts = {p: orjson.dumps(state).decode() for p, state in states.items()}
+    rows = execute_values(
         cur,
-        "INSERT INTO daily.ingest_state (consumer_group, kafka_partition, state) VALUES %s "
+        "INSERT INTO daily.ingest_state (consumer_group, kafka_partition, state) "
+        "SELECT v.g, v.p, v.s::jsonb FROM (VALUES %s) AS v (g, p, s) "
         "ON CONFLICT (consumer_group, kafka_partition) DO UPDATE "
-        "SET state = daily.ingest_state.state || EXCLUDED.state, updated_at = now()",
-        [(group, p, Json(s, dumps=lambda o: orjson.dumps(o).decode())) for p, s in states.items()],
+        "SET state = daily.ingest_state.state || EXCLUDED.state, updated_at = now() "
+        "RETURNING kafka_partition, pg_column_size(state)",
+        [(group, p, text) for p, text in sorted(texts.items())],
+        fetch=True,
     )
+    return sum(len(t) for t in texts.values()), {p: size for p, size in rows}
+
+
+def state_size(cur: Cursor, *, group: str) -> tuple[int, int]:
+    """(bikes, bytes) of the state stored for a consumer group (monitoring, benchmarks)."""
+    cur.execute(
+        "SELECT coalesce(sum((SELECT count(*) FROM jsonb_object_keys(state))), 0), "
+        "coalesce(sum(pg_column_size(state)), 0) FROM daily.ingest_state "
+        "WHERE consumer_group = %s",
+        (group,),
+    )
+    row = cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def upsert_bikes(cur: Cursor, *, bikes: dict[str, tuple[str, str, str]]) -> None:
@@ -197,12 +238,40 @@ def end_rides(cur: Cursor, *, ends: dict[int, str]) -> None:
     )
 
 
-def ensure_partitions(cur: Cursor, *, first_hour: str, last_hour: str) -> None:
-    """Hourly partitions of daily.readings covering 'YYYY-MM-DD HH' .. 'YYYY-MM-DD HH'."""
+def ensure_partitions(cur: Cursor, *, hours: Iterable[str]) -> list[str]:
+    """Hourly partitions of daily.readings for each 'YYYY-MM-DD HH' given; return those created.
+
+    Only the hours that hold readings: a range from the oldest to the newest would ask for a
+    million partitions when one bike's clock says 1900.
+    """
     cur.execute(
-        "SELECT daily.ensure_readings_partitions(%s::timestamptz, %s::timestamptz)",
-        (first_hour + ":00:00+00", last_hour + ":59:59.999999+00"),
+        "SELECT h FROM unnest(%s::text[]) AS h WHERE daily.ensure_readings_partitions("
+        "(h || ':00:00+00')::timestamptz, (h || ':00:00+00')::timestamptz) > 0",
+        (sorted(hours),),
     )
+    return [row[0] for row in cur.fetchall()]
+
+
+def summarised_readings(cur: Cursor, *, hours: list[str]) -> set[tuple[int, str]]:
+    """(ride_id, 'YYYY-MM-DD HH') of readings in these hours whose ride is already summarised.
+
+    Used on hours whose partition this transaction had to (re-)create: a summarised ride's
+    readings there arrived after retention dropped the hour, and its summary would not count
+    them. The ranges are sent as constants so that only those partitions are read.
+    """
+    if not hours:
+        return set()
+    ranges = " OR ".join(
+        "(r.recorded_at >= %s::timestamptz AND r.recorded_at < %s::timestamptz + interval '1 hour')"
+        for _ in hours
+    )
+    cur.execute(
+        "SELECT DISTINCT r.ride_id, to_char(r.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24') "
+        f"FROM daily.readings r WHERE ({ranges}) "
+        "AND EXISTS (SELECT 1 FROM historical.rides h WHERE h.ride_id = r.ride_id)",
+        [h + ":00:00+00" for h in hours for _ in (0, 1)],
+    )
+    return {(ride_id, hour) for ride_id, hour in cur.fetchall()}
 
 
 def copy_readings(cur: Cursor, *, lines: list[str]) -> bool:

@@ -15,11 +15,13 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import psycopg2
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from psycopg2.errors import CheckViolation
 
 from services.common import db
 from services.common.config import Settings
@@ -32,6 +34,10 @@ from services.ingest.sessionizer import Sessionizer
 log = logging.getLogger(__name__)
 
 _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# librdkafka's default message.max.bytes, less room for the record's own overhead: a dead
+# letter past it is refused by the producer, so it is kept in daily.rejects only.
+_MAX_DEAD_LETTER_BYTES = 1_000_000 - 4_096
+_MAX_KNOWN_HOURS = 10_000
 
 
 @dataclass
@@ -42,6 +48,7 @@ class WriteJob:
     expected: dict[tuple[str, int], int | None]
     states: dict[int, dict[str, Any]]
     event_times: dict[tuple[str, int], str]  # committed event time of each partition
+    evicted: dict[int, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,6 +64,8 @@ class RunStats:
     first_message_wall: float | None = None  # epoch seconds, comparable across processes
     last_commit_wall: float | None = None
     latencies_ms: list[float] = field(default_factory=list)  # produce -> commit, if tracked
+    # Stored size of the session state rows each batch rewrote (bytes), if tracked.
+    state_bytes: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The figures a backfill or a benchmark reports."""
@@ -79,15 +88,26 @@ class RunStats:
                     ordered[min(len(ordered) - 1, len(ordered) * q // 100)], 1
                 )
             out["latency_max_ms"] = round(ordered[-1], 1)
+        if self.state_bytes:
+            n = len(self.state_bytes)
+            quarters = [
+                self.state_bytes[n * q // 4 : max(n * (q + 1) // 4, n * q // 4 + 1)]
+                for q in range(4)
+            ]
+            out["state_bytes_max"] = max(self.state_bytes)
+            out["state_bytes_by_quarter"] = [round(sum(q) / len(q)) for q in quarters]
         return out
 
 
 class IngestService:
     """One ingest process: a consumer-group member with its sink."""
 
-    def __init__(self, settings: Settings, *, track_latency: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, track_latency: bool = False, track_state: bool = False
+    ) -> None:
         self.settings = settings
         self.track_latency = track_latency
+        self.track_state = track_state  # keep each batch's state size (a list per batch)
         self.group = settings.ingest_group
         self.topics = (
             [settings.topic_bikes, settings.topic_telemetry]
@@ -98,6 +118,7 @@ class IngestService:
             Parser(max_future_s=settings.ingest_max_future_s),
             split_topics=settings.ingest_split_topics,
             publish_events=settings.ingest_publish_events,
+            max_held=settings.ingest_max_held_per_bike,
         )
         self.stats = RunStats()
         self.stop = threading.Event()
@@ -110,7 +131,7 @@ class IngestService:
         self._published = 0  # events of self.batch already handed to the producer
         self._rejects_published = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
-        self._inflight: tuple[Batch, Future[None], float] | None = None
+        self._inflight: tuple[Batch, Future[tuple[int, dict[int, int]]], float] | None = None
 
     # --- assignment ------------------------------------------------------------------------
 
@@ -232,6 +253,12 @@ class IngestService:
                 bikes_topic = self.settings.topic_bikes
                 caught_up = {p for (t, p), lag in lags.items() if t == bikes_topic and lag == 0}
                 self.sessions.expire_held(self.batch, now, caught_up)
+            idle_s = self.settings.ingest_evict_idle_s
+            if idle_s:
+                # A scan of the bikes kept, once a second (as close_silent): eviction is what
+                # keeps their number, and so this scan, bounded.
+                metrics.BIKES_EVICTED.inc(self.sessions.evict_idle(self.batch, now, idle_s))
+        metrics.BIKES_TRACKED.set(len(self.sessions.bikes))
 
     def _lag(self, topic: str, partition: int) -> int | None:
         """Messages behind the high watermark of the last fetch; None before the first fetch."""
@@ -258,6 +285,7 @@ class IngestService:
         for key, value in batch.events[self._published :]:
             self._produce(events_topic, value, key)
         self._published = len(batch.events)
+        rejects_topic = self.settings.topic_rejects
         for r in batch.rejects[self._rejects_published :]:
             value = orjson.dumps(
                 {
@@ -270,19 +298,41 @@ class IngestService:
                     "raw": r.raw.decode("utf-8", "replace"),
                 }
             )
-            self._produce(self.settings.topic_rejects, value, r.key)
+            if len(value) + len(r.key or b"") > _MAX_DEAD_LETTER_BYTES:
+                # The raw line is kept whole in daily.rejects; the topic cannot take it.
+                metrics.DEAD_LETTERS_DROPPED.labels("too_large").inc()
+                log.warning(
+                    "dead letter of %d bytes kept in daily.rejects only",
+                    len(value),
+                    extra={"topic": r.topic, "partition": r.partition, "offset": r.offset},
+                )
+                continue
+            self._produce(rejects_topic, value, r.key, _delivery_report)
         self._rejects_published = len(batch.rejects)
         self.producer.poll(0)
 
-    def _produce(self, topic: str, value: bytes, key: bytes | None) -> None:
-        """Produce one message, waiting for room when the local queue is full."""
+    def _produce(
+        self, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None
+    ) -> None:
+        """Produce one message, waiting for room when the local queue is full.
+
+        Any other refusal is counted and logged, never raised: the rows of the batch matter
+        more than one event or dead letter, and raising here would replay the batch for ever.
+        """
         assert self.producer is not None
         while True:
             try:
-                self.producer.produce(topic, value, key)
+                if on_delivery is None:
+                    self.producer.produce(topic, value, key)
+                else:
+                    self.producer.produce(topic, value, key, on_delivery=on_delivery)
                 return
             except BufferError:
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                metrics.PRODUCE_FAILED.labels(topic).inc()
+                log.warning("message of %d bytes not produced to %s: %s", len(value), topic, exc)
+                return
 
     # --- the sink --------------------------------------------------------------------------
 
@@ -294,7 +344,7 @@ class IngestService:
         batches commit in order and each one's expected offsets are its predecessor's.
         """
         batch = self.batch
-        if batch.messages:
+        if len(batch):
             started = time.monotonic()
             self._publish()
             if self.producer is not None:
@@ -317,13 +367,25 @@ class IngestService:
         batch, future, started = self._inflight
         self._inflight = None
         try:
-            future.result()
+            written, stored = future.result()
         except repository.FencedError as exc:
             metrics.FENCED.inc()
             log.warning("batch dropped, partitions moved: %s", exc)
             self._reset_batch()
             self._reseek()
             return
+        except repository.LateReadingsError as exc:
+            # Read the batch again from the stored offsets, rejecting those readings this time.
+            log.warning("batch re-read: %s", exc)
+            self.sessions.reject_too_late(exc.late)
+            self._reset_batch()
+            self._reseek()
+            return
+        if self.track_state:
+            self.stats.state_bytes.append(sum(stored.values()))
+        metrics.STATE_WRITTEN_BYTES.observe(written)
+        for partition, size in stored.items():
+            metrics.STATE_BYTES.labels(str(partition)).set(size)
         self._commit_kafka(batch)
         self.stats.readings += len(batch.readings)
         self.stats.rejects += len(batch.rejects)
@@ -358,21 +420,33 @@ class IngestService:
         # partition is what these offsets commit to (compress judges silence by it).
         now = self.sessions.partition_now
         event_times = {tp: now[tp[1]] for tp in batch.offsets if tp[1] in now}
-        return WriteJob(batch, expected, states, event_times)
+        return WriteJob(batch, expected, states, event_times, batch.evicted)
 
-    def _write(self, job: WriteJob) -> None:
-        """One transaction for the whole batch, retried on connection loss (writer thread)."""
+    def _write(self, job: WriteJob) -> tuple[int, dict[int, int]]:
+        """One transaction for the whole batch, retried on connection loss (writer thread).
+
+        Returns the bytes of session state written and each partition's stored state size.
+        """
         backoff = 0.5
+        stale = 0
         while True:
             try:
-                self._write_once(job)
-                return
+                return self._write_once(job)
             except _DB_ERRORS as exc:
                 metrics.DB_RETRIES.inc()
                 self._reconnect(exc, backoff)
                 backoff = min(backoff * 2, 30)
+            except CheckViolation:
+                # No partition for a row: compress dropped an hour this process had cached.
+                # Forget the cache; the next attempt creates what is missing, and finds out
+                # whether those readings came too late for their ride's summary.
+                stale += 1
+                if stale > 3:
+                    raise
+                log.info("an hourly partition was dropped under us; checking again")
+                self.known_hours.clear()
 
-    def _write_once(self, job: WriteJob) -> None:
+    def _write_once(self, job: WriteJob) -> tuple[int, dict[int, int]]:
         batch = job.batch
         with db.transaction(self.conn) as cur:
             repository.advance_offsets(
@@ -387,15 +461,30 @@ class IngestService:
             repository.insert_rides(cur, rides=batch.rides)
             repository.record_ride_feeds(cur, group=self.group, rides=batch.rides)
             repository.end_rides(cur, ends=batch.ride_ends)
-            if batch.hours - self.known_hours:
-                repository.ensure_partitions(
-                    cur, first_hour=min(batch.hours), last_hour=max(batch.hours)
-                )
+            new_hours = batch.hours - self.known_hours
+            created = repository.ensure_partitions(cur, hours=new_hours) if new_hours else []
             repository.copy_readings(cur, lines=batch.readings)
+            droppable = [h for h in created if h <= self._retention_limit()]
+            if droppable:
+                # An old hour without a partition may be one retention dropped (a restart
+                # forgets which); readings there of a ride already summarised came too late.
+                late = repository.summarised_readings(cur, hours=droppable)
+                if late:
+                    raise repository.LateReadingsError(late)
             repository.drop_deleted(cur, ride_ids=batch.ride_ids)
             repository.insert_rejects(cur, rejects=batch.rejects)
-            repository.save_state(cur, group=self.group, states=job.states)
+            written, stored = repository.save_state(
+                cur, group=self.group, states=job.states, evicted=job.evicted
+            )
+        if len(self.known_hours) > _MAX_KNOWN_HOURS:
+            self.known_hours.clear()
         self.known_hours |= batch.hours
+        return written, stored
+
+    def _retention_limit(self) -> str:
+        """The latest 'YYYY-MM-DD HH' whose partition compress's retention may have dropped."""
+        hours = self.settings.retention_hours + 1
+        return (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%d %H")
 
     def _commit_kafka(self, batch: Batch) -> None:
         try:
@@ -457,3 +546,17 @@ class IngestService:
         """SIGTERM/SIGINT: finish the current batch, commit, leave the group."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+
+
+def _delivery_report(err: KafkaError | None, msg: Any) -> None:
+    """Delivery report of a dead letter (rare, so each has one); failures are counted.
+
+    Events have none: a callback per event would cost on the hot path, and their failures
+    are librdkafka's to retry until message.timeout.ms.
+    """
+    if err is None:
+        return
+    topic = msg.topic() if msg is not None else "?"
+    metrics.PRODUCE_FAILED.labels(topic or "?").inc()
+    # Never the value: a dead letter carries the raw line, a SYSTEM line the rider's details.
+    log.warning("message to %s not delivered: %s", topic, err)

@@ -33,8 +33,12 @@ from services.ingest.parser import Parser
 # can collide with it; JSON-safe, unlike NUL, so it can live in the jsonb state.
 _PARTITION_BIKE = "\x1fp"
 _NULL = "\\N"  # NULL in COPY text format
-MAX_PENDING = 4
-MAX_HELD = 3600  # readings held per bike while its SYSTEM line may be late (split topics)  # half-pairs kept per bike before the oldest is declared unpaired
+MAX_PENDING = 4  # half-pairs kept per bike before the oldest is declared unpaired
+# Readings held per bike while its SYSTEM line may be late (split topics); the default of
+# INGEST_MAX_HELD_PER_BIKE.
+MAX_HELD = 600
+MAX_DETAIL = 500  # characters of a reject's detail: a 520 KB line must not make a 1 MB one
+_MAX_CACHED_JSON = 100_000  # bike serials whose JSON text is cached for the events
 
 
 def ride_id_for(bike_serial: str, started_at: str) -> int:
@@ -104,18 +108,23 @@ class Sessionizer:
         clock_tolerance_s: float = 10.0,
         hold_s: float = 30.0,
         publish_events: bool = True,
+        max_held: int = MAX_HELD,
     ) -> None:
         self.parser = parser
         self.split = split_topics
         self.tolerance = clock_tolerance_s
         self.hold = timedelta(seconds=hold_s)
         self.publish = publish_events
+        self.max_held = max_held
         self.bikes: dict[str, Bike] = {}
         self.partition_now: dict[int, str] = {}  # latest event time seen per partition
         # Split topics: latest event time read from the bike topic, per partition. Once it has
         # passed a held reading, that reading's SYSTEM line would have been read already.
         self.announce_now: dict[int, str] = {}
         self._bike_json: dict[str, str] = {}
+        # (ride_id, "YYYY-MM-DD HH") whose hour retention dropped after the ride was summarised.
+        self._too_late: set[tuple[int, str]] = set()
+        self._sources: tuple[Source, Source] | None = None
 
     # --- entry point -----------------------------------------------------------------------
 
@@ -307,7 +316,7 @@ class Sessionizer:
         if self.split:
             # Its SYSTEM line may still be unread on the bike topic: expire_held decides.
             bike.held.append((r, t, rsrc, tsrc))
-            if len(bike.held) > MAX_HELD:
+            if len(bike.held) > self.max_held:
                 _, _, orsrc, otsrc = bike.held.pop(0)
                 self._reject_pair(
                     batch, bike, orsrc, otsrc, "orphan", "no ride announced for this reading"
@@ -476,22 +485,107 @@ class Sessionizer:
     def _reject(self, batch: Batch, src: Source, reason: str, detail: str, bike_key: str) -> None:
         topic, partition, offset, key, raw = src
         serial = None if bike_key.startswith(_PARTITION_BIKE) else bike_key
+        if len(detail) > MAX_DETAIL:
+            detail = detail[: MAX_DETAIL - 3] + "..."
         batch.rejects.append(RejectRow(topic, partition, offset, key, raw, reason, detail, serial))
 
     def _json_str(self, s: str) -> str:
         cached = self._bike_json.get(s)
         if cached is None:
+            if len(self._bike_json) >= _MAX_CACHED_JSON:
+                self._bike_json.clear()  # bikes come and go: keep the cache bounded
             cached = self._bike_json[s] = orjson.dumps(s).decode()
         return cached
+
+    # --- readings too late for their hour --------------------------------------------------
+
+    def reject_too_late(self, late: set[tuple[int, str]]) -> None:
+        """From now on, readings of these (ride_id, 'YYYY-MM-DD HH') are rejected as too_late.
+
+        Retention dropped their hour after the ride was summarised, so the summary would never
+        count them. The check is installed on this instance only once such a reading has been
+        met (instance attributes shadow the methods), so the usual path pays nothing for it.
+        """
+        if len(self._too_late) > 100_000:
+            self._too_late.clear()  # they arrive rarely; a forgotten one is found again
+        self._too_late |= late
+        # mypy does not allow assigning to a method; setattr is the same thing here.
+        setattr(self, "_reading", self._reading_checked)  # noqa: B010
+        setattr(self, "_write", self._write_checked)  # noqa: B010
+
+    def _reading_checked(
+        self, batch: Batch, bike: Bike, r: RideLine, t: TelemetryLine, rsrc: Source, tsrc: Source
+    ) -> None:
+        self._sources = (rsrc, tsrc)  # the lines _write_checked rejects, if it must
+        try:
+            Sessionizer._reading(self, batch, bike, r, t, rsrc, tsrc)
+        finally:
+            self._sources = None
+
+    def _write_checked(
+        self, batch: Batch, bike: Bike, ride: Ride, r: RideLine, t: TelemetryLine
+    ) -> None:
+        if self._sources is not None and (ride.ride_id, t.ts[:13]) in self._too_late:
+            rsrc, tsrc = self._sources
+            self._reject_pair(
+                batch,
+                bike,
+                rsrc,
+                tsrc,
+                "too_late",
+                f"ride {ride.ride_id} was summarised and its readings of {t.ts[:13]}h dropped",
+            )
+            return
+        Sessionizer._write(self, batch, bike, ride, r, t)
+
+    # --- bounded state ---------------------------------------------------------------------
+
+    def evict_idle(self, batch: Batch, partition_now: dict[int, str], idle_s: float) -> int:
+        """Forget bikes whose ride is closed and that were silent for `idle_s` of event time.
+
+        Nothing waits on such a bike: no open ride, no half pair, no held reading. What is
+        lost is only the closed ride a very late tail could still join (it becomes an orphan).
+        Evicted keys go into the batch so that they leave the stored state with it. Returns
+        how many bikes were evicted.
+        """
+        cutoffs = {
+            p: (_to_dt(ts) - timedelta(seconds=idle_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            for p, ts in partition_now.items()
+        }
+        gone = []
+        for key, bike in self.bikes.items():
+            cutoff = cutoffs.get(bike.partition)
+            if (
+                cutoff is None
+                or bike.ride is not None
+                or bike.pending_rides
+                or bike.pending_tels
+                or bike.held
+            ):
+                continue
+            prev = bike.prev
+            last = bike.last_ts or (prev.last_ts or prev.started_at if prev else "")
+            if not last or _full_ts(last) < cutoff:
+                gone.append(key)
+        for key in gone:
+            bike = self.bikes.pop(key)
+            batch.evicted.setdefault(bike.partition, set()).add(key)
+        return len(gone)
 
     # --- state that survives restarts and rebalances ---------------------------------------
 
     def dump_partition(self, partition: int, keys: set[str] | None = None) -> dict[str, Any]:
         """The state of a partition's bikes (only `keys`, when given) as JSON-able data."""
         out: dict[str, Any] = {}
-        for key, bike in self.bikes.items():
-            if bike.partition == partition and (keys is None or key in keys):
-                out[key] = _dump_bike(bike)
+        if keys is None:
+            for key, bike in self.bikes.items():
+                if bike.partition == partition:
+                    out[key] = _dump_bike(bike)
+            return out
+        for key in keys:  # the batch's bikes, not every bike tracked
+            found = self.bikes.get(key)
+            if found is not None and found.partition == partition:
+                out[key] = _dump_bike(found)
         return out
 
     def load_partition(self, partition: int, state: dict[str, Any]) -> None:
