@@ -234,7 +234,14 @@ def rides_of_day(conn: Connection, *, day: date, limit: int = 50, offset: int = 
         conn,
         historical="""tstzrange(h.started_at, h.ended_at, '[]')
                       && tstzrange(%(start)s, %(end)s, '[)')""",
-        daily="d.started_at < %(end)s AND (d.ended_at IS NULL OR d.ended_at >= %(start)s)",
+        # An open ride is on the day if it has a reading from the day on (not merely because
+        # nothing has ended it yet).
+        daily="""d.started_at < %(end)s
+                 AND (d.ended_at >= %(start)s
+                      OR (d.ended_at IS NULL
+                          AND EXISTS (SELECT 1 FROM daily.readings x
+                                      WHERE x.ride_id = d.ride_id
+                                        AND x.recorded_at >= %(start)s)))""",
         params={"start": start, "end": end},
         newest_first=False,
         limit=limit,
