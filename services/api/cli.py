@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run uvicorn with the app until Ctrl-C or SIGTERM."""
+    """Run uvicorn with the app until Ctrl-C or SIGTERM; 0 after a graceful Ctrl-C stop."""
     import uvicorn
 
     from services.api.main import create_app
@@ -51,7 +51,10 @@ def serve(args: argparse.Namespace) -> int:
     settings.require_database()
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
-    uvicorn.Server(config(create_app(settings), host=host, port=port)).run()
+    try:
+        uvicorn.Server(config(create_app(settings), host=host, port=port)).run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal stop
     return 0
 
 

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Path, Query
 
 from services.api import schemas
-from services.api.errors import ApiError
 from services.common.reads.rides import Ride
 
 BIGINT_MAX = 2**63 - 1
 PAGE_MAX = 500
 OFFSET_MAX = 100_000
-# Days the API answers for; beyond them there are no rides, and date arithmetic overflows.
-FIRST_DAY = date(2000, 1, 1)
-LAST_DAY = date(2999, 12, 31)
-
 RideId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="ride id", examples=[42])]
 UserId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="rider's user_id", examples=[5124])]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")]
-
-
-def check_day(day: date, name: str) -> date:
-    """422 for days the API does not answer for."""
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise ApiError(422, "invalid_request", f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
-    return day
 
 
 def ride_out(ride: Ride, readings: schemas.ReadingsPage | None = None) -> schemas.RideOut:

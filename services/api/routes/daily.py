@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from services.api import schemas
 from services.api.deps import ReadConn, ReadKey
 from services.api.errors import documented
-from services.api.routes.common import Limit, Offset, check_day, page_of
+from services.api.routes.common import Limit, Offset, page_of
 from services.common.reads import riders, rides
 
 router = APIRouter(tags=["rides"])
@@ -32,7 +32,7 @@ def get_daily(
     offset: Offset = 0,
 ) -> schemas.DailyRides:
     """Every ride with any part in that UTC day, oldest first, paginated."""
-    day = check_day(day, "date") if day is not None else datetime.now(UTC).date()
+    day = day if day is not None else datetime.now(UTC).date()
     found = rides.rides_of_day(conn, day=day, limit=limit, offset=offset)
     return schemas.DailyRides.model_validate(
         {**page_of(found, limit=limit, offset=offset), "date": day}
@@ -57,8 +57,6 @@ def get_leaderboard(
 ) -> schemas.Leaderboard:
     """Riders by number of rides, total or longest ride time, maximum power or energy, over
     their summarised rides; ties go to the lower user_id."""
-    if since is not None:
-        check_day(since, "since")
     entries = riders.leaderboard(conn, by=by, since=since, limit=limit)
     return schemas.Leaderboard(
         by=by,

@@ -224,6 +224,8 @@ def _page(
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The UTC instants a calendar day starts and ends at (half-open)."""
     start = datetime.combine(day, time(0), tzinfo=UTC)
+    if day == date.max:  # one day later does not fit a datetime; the instant after does
+        return start, datetime.max.replace(tzinfo=UTC)
     return start, start + timedelta(days=1)
 
 
