@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -51,10 +52,9 @@ def serve(args: argparse.Namespace) -> int:
     settings.require_database()
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
-    try:
+    # uvicorn re-raises Ctrl-C after its graceful shutdown: that is a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config(create_app(settings), host=host, port=port)).run()
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal stop
     return 0
 
 
