@@ -26,15 +26,6 @@ def get_pool(request: Request) -> ConnectionPool[Connection]:
     return readers
 
 
-def read_conn(request: Request) -> Iterator[Connection]:
-    """A pooled connection in one READ ONLY transaction for the request."""
-    with pool.read_only(get_pool(request)) as conn:
-        yield conn
-
-
-ReadConn = Annotated[Connection, Depends(read_conn)]
-
-
 def _lookup(request: Request, token: str) -> ApiKey | None:
     cache: KeyCache = request.app.state.keys
     digest = token_hash(token)
@@ -46,42 +37,59 @@ def _lookup(request: Request, token: str) -> ApiKey | None:
     return key
 
 
+def current_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    """The calling key, checked for existence (401) and rate (429); once per request."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise ApiError(
+            401, "unauthorized", "send an API key as `Authorization: Bearer <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    key = _lookup(request, token)
+    if key is None:
+        raise ApiError(
+            401, "unauthorized", "unknown or revoked API key",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )  # fmt: skip
+    limiter: RateLimiter = request.app.state.limiter
+    wait = limiter.acquire(key.key_id)
+    if wait > 0:
+        raise ApiError(
+            429, "rate_limited", "too many requests for this key",
+            headers={"Retry-After": retry_after_header(wait)},
+        )  # fmt: skip
+    return key
+
+
 class Authorized:
-    """The calling key, checked for existence, rate and `scope` (401, 429, 403)."""
+    """The calling key, which must hold `scope` (403)."""
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    def __call__(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiKey:
-        header = request.headers.get("authorization")
-        token = bearer_token(header)
-        if token is None:
-            raise ApiError(
-                401, "unauthorized", "send an API key as `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
-        key = _lookup(request, token)
-        if key is None:
-            raise ApiError(
-                401, "unauthorized", "unknown or revoked API key",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )  # fmt: skip
-        limiter: RateLimiter = request.app.state.limiter
-        wait = limiter.acquire(key.key_id)
-        if wait > 0:
-            raise ApiError(
-                429, "rate_limited", "too many requests for this key",
-                headers={"Retry-After": retry_after_header(wait)},
-            )  # fmt: skip
+    def __call__(self, key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
         if not key.allows(self.scope):
             raise ApiError(403, "forbidden", f"this route needs the `{self.scope}` scope")
         return key
 
 
+def read_conn(
+    request: Request, _key: Annotated[ApiKey, Depends(current_key)]
+) -> Iterator[Connection]:
+    """A pooled connection in one READ ONLY transaction for the request.
+
+    It depends on the key so that the key's own lookup (a connection borrowed and returned)
+    always comes first: a request never holds one connection while waiting for a second,
+    which under load would let every request wait on every other.
+    """
+    with pool.read_only(get_pool(request)) as conn:
+        yield conn
+
+
+ReadConn = Annotated[Connection, Depends(read_conn)]
 ReadKey = Annotated[ApiKey, Depends(Authorized("read"))]
 AdminKey = Annotated[ApiKey, Depends(Authorized("admin"))]
 

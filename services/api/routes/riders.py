@@ -23,13 +23,15 @@ router = APIRouter(tags=["riders"])
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider, their number of rides, average heart rate and riding time",
 )
-def get_rider(request: Request, user_id: UserId, conn: ReadConn, key: ReadKey) -> schemas.RiderOut:
+def get_rider(request: Request, user_id: UserId, key: ReadKey) -> schemas.RiderOut:
     """Without the `pii` scope: no name, email, address, postcode or date of birth (an age
     bracket instead). With it, all of them, and the read is written to the audit trail."""
-    rider = riders.get_rider(conn, user_id=user_id)
-    if rider is None:
-        raise ApiError(404, "not_found", f"no rider {user_id}")
-    stats = riders.rider_stats(conn, user_id=user_id)
+    # One connection at a time (read, then the audit write): see deps.read_conn.
+    with pool.read_only(get_pool(request)) as conn:
+        rider = riders.get_rider(conn, user_id=user_id)
+        if rider is None:
+            raise ApiError(404, "not_found", f"no rider {user_id}")
+        stats = riders.rider_stats(conn, user_id=user_id)
     age = age_on(rider.date_of_birth, datetime.now(UTC).date())
     personal = None
     if key.allows("pii"):
