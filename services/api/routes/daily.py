@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from services.api import schemas
 from services.api.deps import ReadKey, reading
 from services.api.errors import documented
-from services.api.routes.common import Limit, Offset, page_of
+from services.api.routes.common import Limit, Offset, page_of, threaded
 from services.common.reads import riders, rides
 
 router = APIRouter(tags=["rides"])
@@ -22,6 +22,7 @@ router = APIRouter(tags=["rides"])
     responses=documented(400, 401, 403, 414, 422, 429, 503),
     summary="Rides in progress or completed on a day",
 )
+@threaded
 def get_daily(
     request: Request,
     _key: ReadKey,
@@ -47,6 +48,7 @@ def get_daily(
     summary="Riders ranked",
     tags=["riders"],
 )
+@threaded
 def get_leaderboard(
     request: Request,
     _key: ReadKey,
@@ -74,6 +76,7 @@ def get_leaderboard(
     responses=documented(400, 401, 403, 414, 422, 429, 503),
     summary="Rides of riders living in a city",
 )
+@threaded
 def get_city(
     request: Request,
     _key: ReadKey,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from services.api import repository, schemas
 from services.api.deps import ReadKey, get_pool, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import Limit, Offset, UserId, page_of
+from services.api.routes.common import Limit, Offset, UserId, page_of, threaded
 from services.common import pool
 from services.common.ages import age_bracket, age_on
 from services.common.pool import Connection
@@ -24,6 +24,7 @@ router = APIRouter(tags=["riders"])
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider, their number of rides, average heart rate and riding time",
 )
+@threaded
 def get_rider(request: Request, user_id: UserId, key: ReadKey) -> schemas.RiderOut:
     """Without the `pii` scope: no name, email, address, postcode or date of birth (an age
     bracket instead). With it, all of them, and the read is written to the audit trail."""
@@ -79,6 +80,7 @@ def _known(conn: Connection, user_id: int) -> None:
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider's rides, newest first",
 )
+@threaded
 def get_rider_rides(
     request: Request, user_id: UserId, _key: ReadKey, limit: Limit = 50, offset: Offset = 0
 ) -> schemas.RidePage:
@@ -95,6 +97,7 @@ def get_rider_rides(
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider's total riding time",
 )
+@threaded
 def get_rider_duration(request: Request, user_id: UserId, _key: ReadKey) -> schemas.RiderDuration:
     """Seconds over all of the rider's rides (in progress ones up to their latest reading)."""
     with reading(request) as conn:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from services.api import repository, schemas
 from services.api.deps import AdminKey, ReadKey, get_pool, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import RideId, ride_out
+from services.api.routes.common import RideId, ride_out, threaded
 from services.common import pool
 from services.common.reads import rides
 
@@ -23,6 +23,7 @@ READINGS_MAX = 1000
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A ride and its summary",
 )
+@threaded
 def get_ride(
     request: Request,
     ride_id: RideId,
@@ -62,6 +63,7 @@ def get_ride(
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="How long a ride lasted",
 )
+@threaded
 def get_ride_duration(request: Request, ride_id: RideId, _key: ReadKey) -> schemas.RideDuration:
     """Seconds from start to end (to the latest reading while the ride is in progress)."""
     with reading(request) as conn:
@@ -79,6 +81,7 @@ def get_ride_duration(request: Request, ride_id: RideId, _key: ReadKey) -> schem
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="Delete a ride everywhere (admin)",
 )
+@threaded
 def delete_ride(request: Request, ride_id: RideId, key: AdminKey) -> schemas.DeletedRide:
     """Remove the ride, its readings and summary from both schemas; a tombstone keeps it gone.
 
