@@ -310,8 +310,14 @@ end
 """
 
 
-def load(url: str, token: str, route: Route, *, seconds: int, connections: int) -> dict[str, Any]:
-    """One paced wrk run: each connection sends a request every connections/rate seconds."""
+def load(url: str, token: str, route: Route, *, seconds: int) -> dict[str, Any]:
+    """One paced wrk run: each connection waits ~100 ms between its requests.
+
+    wrk's pause comes after each response, so a connection's rate is 1 / (pause + latency);
+    with pauses long beside the latency the achieved rate stays close to the target, and
+    the report shows both.
+    """
+    connections = max(4, route.rate // 10)
     delay_ms = max(1, round(connections * 1000 / route.rate))
     paths = ", ".join(json.dumps(p) for p in route.paths)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
@@ -344,7 +350,7 @@ def load(url: str, token: str, route: Route, *, seconds: int, connections: int) 
     }
 
 
-def start_api(dsn: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_api(dsn: str, port: int, log: Path, *, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -355,7 +361,7 @@ def start_api(dsn: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "--log-level", "WARNING", "api",
-             "--port", str(port)],
+             "--port", str(port), "--workers", str(workers)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -373,9 +379,11 @@ def start_api(dsn: str, port: int, log: Path) -> subprocess.Popen[bytes]:
 # --- main -----------------------------------------------------------------------------------
 
 
-def bench(server: str, w: Workload, *, seconds: int, fast: int, slow: int) -> dict[str, Any]:
+def bench(
+    server: str, w: Workload, *, seconds: int, fast: int, slow: int, workers: int
+) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
-    figures: dict[str, Any] = {"workload": asdict(w), "routes": {}}
+    figures: dict[str, Any] = {"workload": asdict(w), "api_workers": workers, "routes": {}}
     with harness.scratch_database(server) as dsn:
         figures["generate"] = generate(dsn, w, now=now)
         with psycopg.connect(dsn, row_factory=dict_row) as conn:
@@ -386,14 +394,14 @@ def bench(server: str, w: Workload, *, seconds: int, fast: int, slow: int) -> di
         ids = sample_ids(dsn, w, today=now.date())
         port = infra.free_port()
         log = Path(tempfile.gettempdir()) / f"bench-api-{os.getpid()}.log"
-        api = start_api(dsn, port, log)
+        api = start_api(dsn, port, log, workers=workers)
         try:
             url = f"http://127.0.0.1:{port}"
             for route in routes(ids, today=now.date(), fast=fast, slow=slow):
                 # warm both paths, then measure both in the same run
                 direct_baseline(dsn, route, calls=50)
                 base = direct_baseline(dsn, route, calls=max(200, route.rate * 2))
-                http = load(url, token, route, seconds=seconds, connections=8)
+                http = load(url, token, route, seconds=seconds)
                 figures["routes"][route.name] = {"driver": base, "http": http}
                 print(_line(route.name, base, http), flush=True)
         finally:
@@ -427,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, help="load per route (20; 5 with --quick)")
     p.add_argument("--rate", type=int, default=500, help="req/s for /ride and /rider (500)")
     p.add_argument("--list-rate", type=int, default=100, help="req/s for the lists (100)")
+    p.add_argument("--api-workers", type=int, default=2, help="uvicorn workers (2: one a core)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON at the end")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -436,11 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (5 if args.quick else 20)
     print(
         f"workload: {w.historical_rides:,} historical rides over {w.riders:,} riders, "
-        f"~{w.daily_readings:,} daily readings in {w.daily_rides:,} rides; {seconds} s per route",
+        f"~{w.daily_readings:,} daily readings in {w.daily_rides:,} rides; {seconds} s per route; "
+        f"API workers: {args.api_workers}",
         flush=True,
     )
     with harness.running_postgres() as server:
-        figures = bench(server, w, seconds=seconds, fast=args.rate, slow=args.list_rate)
+        figures = bench(
+            server, w, seconds=seconds, fast=args.rate, slow=args.list_rate,
+            workers=args.api_workers,
+        )  # fmt: skip
     print(f"generated in {figures['generate']} ; {figures['daily_readings']:,} daily readings")
     print(TARGETS)
     if args.json:

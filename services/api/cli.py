@@ -23,6 +23,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", help="address to listen on (API_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (API_PORT, 8000; 0 picks a free one)")
+    p.add_argument(
+        "--workers", type=int, help="uvicorn worker processes (API_WORKERS, 1)", metavar="N"
+    )
     p.set_defaults(func=serve)
 
     k: argparse.ArgumentParser = subparsers.add_parser(
@@ -45,17 +48,27 @@ def register(subparsers: Any) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Run uvicorn with the app until Ctrl-C or SIGTERM; 0 after a graceful Ctrl-C stop."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from services.api.main import create_app
-    from services.api.server import config
+    from services.api.server import APP_FACTORY, config
 
     settings = Settings()
     settings.require_database()
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
+    workers = args.workers or settings.api_workers
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
     # uvicorn re-raises Ctrl-C after its graceful shutdown: that is a normal stop.
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config(create_app(settings), host=host, port=port)).run()
+        if workers == 1:
+            uvicorn.Server(config(create_app(settings), host=host, port=port)).run()
+        else:
+            # Each worker reads the same environment; rate limits and key caches are per
+            # worker process.
+            cfg = config(APP_FACTORY, host=host, port=port, workers=workers)
+            Multiprocess(cfg, sockets=[cfg.bind_socket()]).run()
     return 0
 
 

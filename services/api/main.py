@@ -26,6 +26,12 @@ for every GET, `pii` to see riders' personal data (audited), `admin` to delete r
 """
 
 
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment: the entrypoint of each uvicorn worker
+    process when `deloton api --workers N` runs more than one."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None = None) -> FastAPI:
     """The API. Without `readers` it opens its own pool at startup and closes it at shutdown."""
 

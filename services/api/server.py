@@ -36,12 +36,21 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
-    """The server settings the CLI, the demo and the tests all use."""
+# What each worker process imports when there are several (they cannot share an app object).
+APP_FACTORY = "services.api.main:app_from_environment"
+
+
+def config(app: FastAPI | str, *, host: str, port: int, workers: int = 1) -> uvicorn.Config:
+    """The server settings the CLI, the demo and the tests all use.
+
+    With `workers` > 1, `app` must be APP_FACTORY: each worker builds its own app (and pool).
+    """
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        workers=workers,
+        factory=isinstance(app, str),
         http=JsonErrorsProtocol,
         loop="auto",  # uvloop when installed
         log_config=None,  # keep the project's logging setup

@@ -18,6 +18,8 @@ from tests.harness import ROOT
 
 pytestmark = pytest.mark.postgres
 
+API_COMMAND = (sys.executable, "-m", "services.cli", "api")
+
 
 def test_key_lifecycle_stores_only_a_hash(database_url: str, monkeypatch, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -42,11 +44,12 @@ def test_key_lifecycle_stores_only_a_hash(database_url: str, monkeypatch, capsys
     assert "ana" in capsys.readouterr().out
 
 
-def test_api_process_serves_and_stops_on_sigint(database_url: str) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_api_process_serves_and_stops_on_sigint(database_url: str, workers: int) -> None:
     port = infra.free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "api", "--port", str(port)],
+        [*API_COMMAND, "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -61,7 +64,8 @@ def test_api_process_serves_and_stops_on_sigint(database_url: str) -> None:
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
         assert r.status_code == 200 and r.json()["status"] == "ok"
-        assert httpx.get(f"http://127.0.0.1:{port}/daily").status_code == 401
+        for _ in range(4):  # whichever worker answers
+            assert httpx.get(f"http://127.0.0.1:{port}/daily").status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
