@@ -42,6 +42,8 @@ async def current_key(
     Async so a cached key costs no thread hop; a lookup runs in the thread pool, and always
     before the route takes its own connection (see `reading`).
     """
+    # `credentials` declares the Bearer scheme in /openapi.json; the header is parsed here so
+    # that a malformed one (no scheme, 5,000 characters) is a 401 like a missing one.
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise ApiError(
