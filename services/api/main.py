@@ -51,8 +51,12 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
             if own:
                 app.state.pool.close()
 
+    prefix = settings.api_path_prefix
     app = FastAPI(
         title="Deloton Stream API",
+        docs_url=f"{prefix}/docs",
+        redoc_url=f"{prefix}/redoc",
+        openapi_url=f"{prefix}/openapi.json",
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
@@ -67,7 +71,7 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
         app.state.pool = readers
     errors.install(app)
     for module in (rides, riders, daily, health):
-        app.include_router(module.router)
+        app.include_router(module.router, prefix=prefix)
     app.add_middleware(PathHygiene)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all
     return app

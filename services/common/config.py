@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # REST API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    # Served under this path ("/api" behind the load balancer, which forwards /api/* as is).
+    api_path_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     api_workers: int = Field(default=1, ge=1)  # uvicorn worker processes
     api_pool_size: int = Field(default=8, ge=1)  # connections each API process holds at most
     api_rate_limit_per_s: float = Field(default=50.0, ge=0)  # per key; 0 turns the limit off

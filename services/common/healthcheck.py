@@ -34,6 +34,8 @@ def probe_url(cmdline: list[str], settings: Settings) -> str | None:
             port = getattr(settings, field, None)
             if not port:
                 raise ValueError(f"no port for `{arg}`: {field.upper()} is not set")
+            if arg == "api":
+                path = settings.api_path_prefix + path
             return f"http://127.0.0.1:{port}{path}"
     raise ValueError(f"not a deloton service: {' '.join(cmdline)!r}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from tests.api.conftest import LiveApi, api_settings, make_key, serving
@@ -331,3 +332,18 @@ def test_concurrent_requests_never_wait_on_each_other_for_connections(
         with ThreadPoolExecutor(16) as workers:
             codes = list(workers.map(lambda p: c.get(p, headers=auth).status_code, paths))
     assert codes == [200] * len(paths)
+
+
+def test_served_under_a_path_prefix_behind_the_load_balancer(database_url: str) -> None:
+    """The load balancer forwards /api/* unchanged: every route, the health check and the
+    docs answer under API_PATH_PREFIX, and nothing answers outside it."""
+    token = make_key(database_url, "prefixed", "read")
+    with serving(api_settings(database_url, api_path_prefix="/api")) as url:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert c.get("/api/health").json()["status"] == "ok"
+            assert c.get("/api/daily", headers=auth).status_code == 200
+            assert c.get("/api/ride/1", headers=auth).status_code == 404
+            assert c.get("/api/docs").status_code == 200
+            assert "/api/leaderboard" in c.get("/api/openapi.json").json()["paths"]
+            assert c.get("/daily", headers=auth).status_code == 404
