@@ -1,7 +1,7 @@
 """The report's charts as PNG bytes: matplotlib's Agg renderer, no display, no browser.
 
 Sized for an A4 column read on a phone: one chart per row, large type, values written on
-the bars so nobody has to read a scale. Output is byte-for-byte repeatable (bundled DejaVu
+the columns so nobody has to read a scale. Output is byte-for-byte repeatable (bundled DejaVu
 font, no timestamps or software tag in the PNG).
 """
 
@@ -14,14 +14,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from services.report.data import GENDERS, DayReport  # noqa: E402
 
 BRAND = "#0B5563"  # petrol blue of the header
-ACCENT = "#E07A1F"  # orange: heart rate
+ACCENT = "#D9631E"  # orange: heart rate
 GREY = "#5F6B73"
 WIDTH_IN = 7.0
 HEIGHT_IN = 3.1
@@ -30,10 +30,6 @@ DPI = 170
 _STYLE = {
     "font.family": "DejaVu Sans",
     "font.size": 15,
-    "axes.titlesize": 17,
-    "axes.titleweight": "bold",
-    "axes.titlelocation": "left",
-    "axes.titlepad": 12,
     "axes.labelsize": 14,
     "axes.edgecolor": "#B8C2C8",
     "axes.spines.top": False,
@@ -46,18 +42,19 @@ _STYLE = {
     "axes.axisbelow": True,
     "grid.color": "#E3E8EB",
     "grid.linewidth": 1.0,
-    "svg.hashsalt": "deloton",
 }
 
 
-def _figure(height: float = HEIGHT_IN) -> tuple[Figure, plt.Axes]:
-    with plt.rc_context(_STYLE):
-        fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
-        ax = fig.add_subplot()
+def _figure(title: str, height: float = HEIGHT_IN) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+    ax = fig.add_subplot()
+    # The title flush with the image's left edge, the same on every chart.
+    fig.suptitle(title, x=0.015, y=0.97, ha="left", va="top", fontsize=17, fontweight="bold")
     return fig, ax
 
 
-def _png(fig: Figure) -> bytes:
+def _png(fig: Figure, height: float) -> bytes:
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / height))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
@@ -65,71 +62,65 @@ def _png(fig: Figure) -> bytes:
 
 def horizontal_bars(title: str, labels: Sequence[str], values: Sequence[int]) -> bytes:
     """Counts by category as labelled horizontal bars (riders by gender)."""
-    with plt.rc_context(_STYLE):
-        fig, ax = _figure(0.9 + 0.55 * len(labels))
+    height = 1.0 + 0.55 * len(labels)
+    with matplotlib.rc_context(_STYLE):
+        fig, ax = _figure(title, height)
         y = list(range(len(labels)))[::-1]
         ax.barh(y, values, color=BRAND, height=0.6)
         ax.set_yticks(y, labels)
-        ax.set_title(title)
         ax.grid(axis="y", visible=False)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         top = max(values, default=0) or 1
         ax.set_xlim(0, top * 1.15)
         for yi, v in zip(y, values, strict=True):
             ax.text(v + top * 0.01, yi, f"{v:,}", va="center", fontsize=14, fontweight="bold")
-        fig.tight_layout()
-        return _png(fig)
+        return _png(fig, height)
 
 
 def vertical_bars(
-    title: str, labels: Sequence[str], values: Sequence[int], *, every: int = 1
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    every: int = 1,
+    color: str = BRAND,
+    decimals: int = 0,
 ) -> bytes:
-    """Counts by ordered category as labelled columns (riders by age, bikes in use by hour)."""
-    with plt.rc_context(_STYLE):
-        fig, ax = _figure()
+    """Values by ordered category as columns (riders by age; by hour: bikes, averages).
+
+    Columns carry their value when few enough to read; an hour without data has no column,
+    not a zero.
+    """
+    with matplotlib.rc_context(_STYLE):
+        fig, ax = _figure(title)
         x = list(range(len(labels)))
-        ax.bar(x, values, color=BRAND, width=0.7)
+        heights = [0.0 if v is None else float(v) for v in values]
+        ax.bar(x, heights, color=color, width=0.7)
         ax.set_xticks(x[::every], list(labels)[::every])
-        ax.set_title(title)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.grid(axis="x", visible=False)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
-        top = max(values, default=0) or 1
-        ax.set_ylim(0, top * 1.2)
-        if every == 1:
-            for xi, v in zip(x, values, strict=True):
-                ax.text(xi, v + top * 0.02, f"{v:,}", ha="center", fontsize=13, fontweight="bold")
-        fig.tight_layout()
-        return _png(fig)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=decimals == 0, nbins=4))
+        top = max(heights, default=0.0) or 1.0
+        ax.set_ylim(0, top * 1.22)
+        shown = [(xi, float(v)) for xi, v in zip(x, values, strict=True) if v]
+        if every == 1 or len(shown) <= 8:
+            size = 13 if len(labels) <= 12 else 11
+            for xi, v in shown:
+                ax.text(xi, v + top * 0.03, f"{v:,.{decimals}f}", ha="center",
+                        fontsize=size, fontweight="bold")  # fmt: skip
+        return _png(fig, HEIGHT_IN)
 
 
-def hourly_line(
-    title: str, labels: Sequence[str], values: Sequence[float | None], *, unit: str, color: str
-) -> bytes:
-    """A value through the day; hours without data are gaps, not zeros."""
-    with plt.rc_context(_STYLE):
-        fig, ax = _figure()
-        x = list(range(len(labels)))
-        y = [float("nan") if v is None else v for v in values]
-        ax.plot(x, y, color=color, linewidth=2.5, marker="o", markersize=5)
-        every = 3 if len(labels) > 12 else 1
-        ax.set_xticks(x[::every], [label[:5] for label in labels][::every])
-        ax.set_xlim(-0.5, len(labels) - 0.5)
-        ax.set_title(title)
-        ax.set_ylabel(unit)
-        known = [v for v in values if v is not None]
-        if known:
-            lo, hi = min(known), max(known)
-            pad = max((hi - lo) * 0.25, hi * 0.05, 1.0)
-            ax.set_ylim(max(0.0, lo - pad), hi + pad)
-        fig.tight_layout()
-        return _png(fig)
+def hourly_labels(labels: Sequence[str]) -> list[str]:
+    """Hour labels short enough for 23-25 columns: `07`, and `01 GMT` on a repeated hour."""
+    return [label[:2] + label[5:] for label in labels]
 
 
 def for_report(report: DayReport) -> dict[str, bytes]:
     """Every chart of a day's report by name; none for a day without rides."""
     if report.empty:
         return {}
-    labels = report.window.slot_labels()
+    labels = hourly_labels(report.window.slot_labels())
     images = {
         "gender": horizontal_bars(
             "Riders by gender",
@@ -139,16 +130,18 @@ def for_report(report: DayReport) -> dict[str, bytes]:
         "age": vertical_bars(
             "Riders by age", list(report.riders_by_age), list(report.riders_by_age.values())
         ),
-        "bikes": vertical_bars(
-            "Bikes in use by hour", [lab[:2] for lab in labels], report.bikes_in_use, every=3
-        ),
+        "bikes": vertical_bars("Bikes in use by hour", labels, report.bikes_in_use, every=3),
     }
     if any(v is not None for v in report.hourly_heart_rate):
-        images["heart_rate"] = hourly_line(
-            "Average heart rate by hour", labels, report.hourly_heart_rate, unit="bpm", color=ACCENT
+        images["heart_rate"] = vertical_bars(
+            "Average heart rate by hour (bpm)",
+            labels,
+            report.hourly_heart_rate,
+            every=3,
+            color=ACCENT,
         )
     if any(v is not None for v in report.hourly_power):
-        images["power"] = hourly_line(
-            "Average power by hour", labels, report.hourly_power, unit="W", color=BRAND
+        images["power"] = vertical_bars(
+            "Average power by hour (W)", labels, report.hourly_power, every=3
         )
     return images

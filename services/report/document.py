@@ -14,7 +14,7 @@ import matplotlib
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from services.report.data import DayReport, Metric
+from services.report.data import GENDERS, DayReport, Metric
 from services.report.text import change, hours_minutes, number, plural
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -82,7 +82,9 @@ class _Pdf(FPDF):
 
     def paragraph(self, text: str, size: float = 11.5) -> None:
         self.set_font(FONT, "", size)
-        self.multi_cell(CONTENT_W, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(
+            CONTENT_W, size * 0.5, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
 
 
 def render(report: DayReport, images: dict[str, bytes]) -> bytes:
@@ -103,7 +105,9 @@ def render(report: DayReport, images: dict[str, bytes]) -> bytes:
     _top_riders(pdf, report)
     pdf.add_page()
     _chart(pdf, images["gender"])
+    _caption(pdf, report.riders_by_gender, {g: label for g, label in GENDERS})
     _chart(pdf, images["age"])
+    _caption(pdf, report.riders_by_age, {b: b for b in report.riders_by_age})
     _chart(pdf, images["bikes"])
     _peak_line(pdf, report)
     pdf.add_page()
@@ -194,6 +198,12 @@ def _top_riders(pdf: _Pdf, report: DayReport) -> None:
 def _chart(pdf: _Pdf, png: bytes) -> None:
     pdf.image(io.BytesIO(png), x=MARGIN, w=CONTENT_W)
     pdf.set_y(pdf.get_y() + 2)
+
+
+def _caption(pdf: _Pdf, counts: dict[str, int], names: dict[str, str]) -> None:
+    """The chart's figures in words, for people who read rather than look (and screen readers)."""
+    pdf.paragraph(", ".join(f"{names[k]} {v:,}" for k, v in counts.items()) + ".", size=10.5)
+    pdf.ln(2)
 
 
 def _peak_line(pdf: _Pdf, report: DayReport) -> None:

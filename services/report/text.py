@@ -6,7 +6,7 @@ from __future__ import annotations
 def number(value: float, unit: str = "", *, average: bool = False) -> str:
     """A headline figure: whole counts, one decimal for hours, kWh and averages."""
     if unit or average:
-        text = f"{value:,.1f}"
+        text = f"{value:,.2f}" if 0 < abs(value) < 10 and unit == "kWh" else f"{value:,.1f}"
     else:
         text = f"{value:,.0f}"
     return f"{text} {unit}" if unit else text
