@@ -25,6 +25,7 @@ ACCENT = "#D9631E"  # orange: heart rate
 GREY = "#5F6B73"
 WIDTH_IN = 7.0
 HEIGHT_IN = 3.1
+HOURLY_IN = 2.6  # three hourly charts share a page
 DPI = 170
 
 _STYLE = {
@@ -85,6 +86,7 @@ def vertical_bars(
     every: int = 1,
     color: str = BRAND,
     decimals: int = 0,
+    height: float = HEIGHT_IN,
 ) -> bytes:
     """Values by ordered category as columns (riders by age; by hour: bikes, averages).
 
@@ -92,7 +94,7 @@ def vertical_bars(
     not a zero.
     """
     with matplotlib.rc_context(_STYLE):
-        fig, ax = _figure(title)
+        fig, ax = _figure(title, height)
         x = list(range(len(labels)))
         heights = [0.0 if v is None else float(v) for v in values]
         ax.bar(x, heights, color=color, width=0.7)
@@ -108,7 +110,7 @@ def vertical_bars(
             for xi, v in shown:
                 ax.text(xi, v + top * 0.03, f"{v:,.{decimals}f}", ha="center",
                         fontsize=size, fontweight="bold")  # fmt: skip
-        return _png(fig, HEIGHT_IN)
+        return _png(fig, height)
 
 
 def hourly_labels(labels: Sequence[str]) -> list[str]:
@@ -130,7 +132,9 @@ def for_report(report: DayReport) -> dict[str, bytes]:
         "age": vertical_bars(
             "Riders by age", list(report.riders_by_age), list(report.riders_by_age.values())
         ),
-        "bikes": vertical_bars("Bikes in use by hour", labels, report.bikes_in_use, every=3),
+        "bikes": vertical_bars(
+            "Bikes in use by hour", labels, report.bikes_in_use, every=3, height=HOURLY_IN
+        ),
     }
     if any(v is not None for v in report.hourly_heart_rate):
         images["heart_rate"] = vertical_bars(
@@ -139,9 +143,10 @@ def for_report(report: DayReport) -> dict[str, bytes]:
             report.hourly_heart_rate,
             every=3,
             color=ACCENT,
+            height=HOURLY_IN,
         )
     if any(v is not None for v in report.hourly_power):
         images["power"] = vertical_bars(
-            "Average power by hour (W)", labels, report.hourly_power, every=3
+            "Average power by hour (W)", labels, report.hourly_power, every=3, height=HOURLY_IN
         )
     return images

@@ -26,7 +26,9 @@ def filename(day: date) -> str:
 
 def subject(report: DayReport) -> str:
     rides = report.metric("rides").value
-    return f"Deloton daily report, {report.day.strftime('%a %-d %b %Y')}: {plural(int(rides), 'ride')}"
+    return (
+        f"Deloton daily report, {report.day.strftime('%a %-d %b %Y')}: {plural(int(rides), 'ride')}"
+    )
 
 
 def summary_text(report: DayReport) -> str:
@@ -86,9 +88,7 @@ def build_message(
     msg["Message-ID"] = make_msgid(idstring=f"report-{report.day.isoformat()}", domain="deloton")
     msg.set_content(summary_text(report))
     msg.add_alternative(summary_html(report), subtype="html")
-    msg.add_attachment(
-        pdf, maintype="application", subtype="pdf", filename=filename(report.day)
-    )
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename(report.day))
     return msg
 
 

@@ -82,9 +82,7 @@ class _Pdf(FPDF):
 
     def paragraph(self, text: str, size: float = 11.5) -> None:
         self.set_font(FONT, "", size)
-        self.multi_cell(
-            CONTENT_W, size * 0.5, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
+        self.multi_cell(CONTENT_W, size * 0.5, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def render(report: DayReport, images: dict[str, bytes]) -> bytes:
@@ -108,9 +106,9 @@ def render(report: DayReport, images: dict[str, bytes]) -> bytes:
     _caption(pdf, report.riders_by_gender, {g: label for g, label in GENDERS})
     _chart(pdf, images["age"])
     _caption(pdf, report.riders_by_age, {b: b for b in report.riders_by_age})
+    pdf.add_page()
     _chart(pdf, images["bikes"])
     _peak_line(pdf, report)
-    pdf.add_page()
     _hourly(pdf, report, images)
     return bytes(pdf.output())
 
@@ -163,8 +161,7 @@ def _alerts_and_quality(pdf: _Pdf, report: DayReport) -> None:
     if report.rejected:
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in list(report.rejects.items())[:3])
         quality = (
-            f"Data quality: {plural(report.rejected, 'line')} rejected "
-            f"(main reasons: {reasons})."
+            f"Data quality: {plural(report.rejected, 'line')} rejected (main reasons: {reasons})."
         )
     else:
         quality = "Data quality: no lines rejected."
