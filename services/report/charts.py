@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from services.report.data import GENDERS, DayReport  # noqa: E402
+from services.report.data import GENDERS, DayReport
 
 BRAND = "#0B5563"  # petrol blue of the header
 ACCENT = "#D9631E"  # orange: heart rate
@@ -28,7 +29,7 @@ HEIGHT_IN = 3.1
 HOURLY_IN = 2.6  # three hourly charts share a page
 DPI = 170
 
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 15,
     "axes.labelsize": 14,
@@ -64,7 +65,7 @@ def _png(fig: Figure, height: float) -> bytes:
 def horizontal_bars(title: str, labels: Sequence[str], values: Sequence[int]) -> bytes:
     """Counts by category as labelled horizontal bars (riders by gender)."""
     height = 1.0 + 0.55 * len(labels)
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
         fig, ax = _figure(title, height)
         y = list(range(len(labels)))[::-1]
         ax.barh(y, values, color=BRAND, height=0.6)
@@ -93,7 +94,7 @@ def vertical_bars(
     Columns carry their value when few enough to read; an hour without data has no column,
     not a zero.
     """
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
         fig, ax = _figure(title, height)
         x = list(range(len(labels)))
         heights = [0.0 if v is None else float(v) for v in values]

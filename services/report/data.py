@@ -15,7 +15,7 @@ from services.common.ages import AGE_BRACKETS, age_bracket, age_on
 from services.common.config import ConfigError
 from services.common.pool import Connection
 from services.common.reads import day as reads
-from services.common.reads.day import RideSummary, Rider
+from services.common.reads.day import Rider, RideSummary
 
 GENDERS = (("female", "Female"), ("male", "Male"), ("other", "Other"))
 TREND_DAYS = 7  # the trailing average each headline number is compared with

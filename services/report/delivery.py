@@ -110,7 +110,7 @@ def _client(settings: Settings, service: str, endpoint: str | None) -> Any | Non
         if not endpoint:
             return None
         key_id = secret = "local"  # a local endpoint (moto) accepts any signature
-    return session.client(
+    return session.client(  # type: ignore[call-overload]
         service,
         region_name=settings.aws_region,
         endpoint_url=endpoint,

@@ -15,7 +15,7 @@ from services.report.job import run
 log = logging.getLogger(__name__)
 
 # A Lambda's file system is read-only outside /tmp.
-LAMBDA_SCRATCH = Path("/tmp/deloton")  # noqa: S108
+LAMBDA_SCRATCH = Path("/tmp/deloton")
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:

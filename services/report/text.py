@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+EN_DASH = "\u2013"  # no base to compare with
+MINUS = "\u2212"  # a typographic minus: a hyphen reads as a dash in a table
+
 
 def number(value: float, unit: str = "", *, average: bool = False) -> str:
     """A headline figure: whole counts, one decimal for hours, kWh and averages."""
@@ -15,8 +18,8 @@ def number(value: float, unit: str = "", *, average: bool = False) -> str:
 def change(delta: float | None) -> str:
     """A relative change as a signed whole percentage; a dash when there is no base."""
     if delta is None:
-        return "–"
-    return f"{delta:+.0%}".replace("-", "−") if round(delta * 100) else "0%"
+        return EN_DASH
+    return f"{delta:+.0%}".replace("-", MINUS) if round(delta * 100) else "0%"
 
 
 def plural(n: int, word: str) -> str:

@@ -38,7 +38,5 @@ def render_pngs(pdf: bytes, name: str) -> list[Path]:
     source.write_bytes(pdf)
     for old in ARTIFACTS.glob(f"{name}-*.png"):
         old.unlink()
-    subprocess.run(
-        ["pdftoppm", "-png", "-r", "80", str(source), str(ARTIFACTS / name)], check=True
-    )
+    subprocess.run(["pdftoppm", "-png", "-r", "80", str(source), str(ARTIFACTS / name)], check=True)
     return sorted(ARTIFACTS.glob(f"{name}-*.png"))

@@ -46,7 +46,9 @@ def test_one_raw_email_with_the_pdf_then_nothing_until_resend(seeded, ses, tmp_p
 def test_to_overrides_recipients_and_pdf_goes_to_s3(seeded, ses, moto_url, tmp_path):
     s3 = boto3.client("s3", region_name="eu-west-2", endpoint_url=moto_url,
                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-    s3.create_bucket(Bucket="reports", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+    s3.create_bucket(
+        Bucket="reports", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
     settings = seeded.for_test(tmp_path, ses_endpoint_url=ses.url, report_sender=SENDER,
                                report_bucket="reports", report_s3_endpoint_url=moto_url)  # fmt: skip
     day = DAY - timedelta(days=3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+
 from services.common.pool import Connection
 
 _NOT_DELETED = "NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = {r}.ride_id)"
@@ -146,4 +147,3 @@ def rejects_by_reason(conn: Connection, *, start: datetime, end: datetime) -> di
             {"from": start, "to": end},
         )
         return {row["reason"]: int(row["n"]) for row in cur.fetchall()}
-
