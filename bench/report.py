@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -62,7 +63,9 @@ def _report(dsn: str, ses_url: str, workdir: Path) -> tuple[dict, float, float]:
 
 def _print(case: str, result: dict, wall: float, rss: float) -> None:
     s = result["seconds"]
-    split = ", ".join(f"{k} {s.get(k, 0):.2f}" for k in ("queries", "charts", "pdf", "store", "send"))
+    split = ", ".join(
+        f"{k} {s.get(k, 0):.2f}" for k in ("queries", "charts", "pdf", "store", "send")
+    )
     print(f"{case:>11}: {result['rides']:,} rides, {result['pdf_bytes'] / 1024:,.0f} KiB PDF, "
           f"{result['status']} via {result['transport']}")  # fmt: skip
     print(f"{'':>11}  run {s['total']:.2f} s ({split}); process wall {wall:.2f} s "
