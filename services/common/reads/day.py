@@ -3,6 +3,11 @@
 A ride looks the same wherever it lives: summarised into historical.rides, or still in daily
 with its summary computed here from the readings with the formulas compress uses (so a
 report made before and after the roll-up gives the same numbers). Tombstoned rides are gone.
+
+`rides.rides_by_ids` gives the same summaries (tests/report/test_reads_day.py checks it ride
+for ride), but through one LATERAL aggregate per ride: right for a page of 50, while a day
+of 20,000 rides in daily measured 3.5x slower that way than the single hash aggregate over
+the day's readings below.
 """
 
 from __future__ import annotations
