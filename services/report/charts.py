@@ -85,6 +85,7 @@ def vertical_bars(
     values: Sequence[float | None],
     *,
     every: int = 1,
+    ticks: Sequence[int] | None = None,
     color: str = BRAND,
     decimals: int = 0,
     height: float = HEIGHT_IN,
@@ -99,7 +100,8 @@ def vertical_bars(
         x = list(range(len(labels)))
         heights = [0.0 if v is None else float(v) for v in values]
         ax.bar(x, heights, color=color, width=0.7)
-        ax.set_xticks(x[::every], list(labels)[::every])
+        at = list(ticks) if ticks is not None else x[::every]
+        ax.set_xticks(at, [labels[i] for i in at])
         ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.grid(axis="x", visible=False)
         ax.yaxis.set_major_locator(MaxNLocator(integer=decimals == 0, nbins=4))
@@ -119,11 +121,24 @@ def hourly_labels(labels: Sequence[str]) -> list[str]:
     return [label[:2] + label[5:] for label in labels]
 
 
+def hour_ticks(labels: Sequence[str]) -> list[int]:
+    """Columns to label: every third clock hour (00, 03, ...), whatever the day's length."""
+    seen: set[str] = set()
+    ticks = []
+    for i, label in enumerate(labels):
+        hour = label[:2]
+        if int(hour) % 3 == 0 and hour not in seen:
+            ticks.append(i)
+        seen.add(hour)
+    return ticks
+
+
 def for_report(report: DayReport) -> dict[str, bytes]:
     """Every chart of a day's report by name; none for a day without rides."""
     if report.empty:
         return {}
     labels = hourly_labels(report.window.slot_labels())
+    ticks = hour_ticks(labels)
     images = {
         "gender": horizontal_bars(
             "Riders by gender",
@@ -134,7 +149,12 @@ def for_report(report: DayReport) -> dict[str, bytes]:
             "Riders by age", list(report.riders_by_age), list(report.riders_by_age.values())
         ),
         "bikes": vertical_bars(
-            "Bikes in use by hour", labels, report.bikes_in_use, every=3, height=HOURLY_IN
+            "Bikes in use by hour",
+            labels,
+            report.bikes_in_use,
+            every=3,
+            ticks=ticks,
+            height=HOURLY_IN,
         ),
     }
     if any(v is not None for v in report.hourly_heart_rate):
@@ -143,11 +163,17 @@ def for_report(report: DayReport) -> dict[str, bytes]:
             labels,
             report.hourly_heart_rate,
             every=3,
+            ticks=ticks,
             color=ACCENT,
             height=HOURLY_IN,
         )
     if any(v is not None for v in report.hourly_power):
         images["power"] = vertical_bars(
-            "Average power by hour (W)", labels, report.hourly_power, every=3, height=HOURLY_IN
+            "Average power by hour (W)",
+            labels,
+            report.hourly_power,
+            every=3,
+            ticks=ticks,
+            height=HOURLY_IN,
         )
     return images

@@ -148,3 +148,18 @@ def test_a_day_spanning_a_dst_change(
     assert f"{hours}-hour day, Europe/London" in text
     first_hour = report.window.slot_of(datetime.fromisoformat(inside))
     assert report.bikes_in_use[first_hour] == 2
+
+
+@pytest.mark.parametrize(
+    ("day", "ticks"),
+    [
+        (date(2026, 3, 29), [0, 2, 5, 8, 11, 14, 17, 20]),  # no 01:00: 03:00 is the 3rd hour
+        (date(2026, 10, 25), [0, 4, 7, 10, 13, 16, 19, 22]),  # 01:00 twice
+        (date(2026, 11, 26), [0, 3, 6, 9, 12, 15, 18, 21]),
+    ],
+)
+def test_hour_axis_is_labelled_at_clock_hours(day, ticks):
+    window = data.Window.of(day, data.zone("Europe/London"))
+    labels = charts.hourly_labels(window.slot_labels())
+    assert charts.hour_ticks(labels) == ticks
+    assert [labels[i][:2] for i in ticks] == ["00", "03", "06", "09", "12", "15", "18", "21"]
