@@ -159,7 +159,9 @@ def _alerts_and_quality(pdf: _Pdf, report: DayReport) -> None:
     pdf.paragraph(alerts)
     pdf.ln(1)
     if report.rejected:
-        reasons = ", ".join(f"{reason} {n:,}" for reason, n in list(report.rejects.items())[:3])
+        reasons = ", ".join(
+            f"{reason.replace('_', ' ')} {n:,}" for reason, n in list(report.rejects.items())[:3]
+        )
         quality = (
             f"Data quality: {plural(report.rejected, 'line')} rejected (main reasons: {reasons})."
         )
