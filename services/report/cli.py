@@ -10,7 +10,6 @@ from pathlib import Path
 
 from services.common.config import ConfigError, Settings
 from services.report import data
-from services.report.job import run
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,10 @@ def main(args: argparse.Namespace) -> int:
     """Run once and print the result as JSON."""
     settings = Settings()
     day = resolve_date(args.date, settings.report_timezone)
+    # Imported here: matplotlib and fpdf2 take seconds to import, and every `deloton`
+    # command builds the parser that imports this module.
+    from services.report.job import run
+
     result = run(settings, day=day, recipients=args.to, out=args.out, resend=args.resend)
     log.info("report %s", result.status, extra={"result": result.as_dict()})
     print(json.dumps(result.as_dict()), flush=True)
