@@ -96,7 +96,7 @@ class TopRider:
     name: str
     rides: int
     riding_s: int
-    energy_kwh: float
+    energy_kj: float  # a ride is tens of kJ: kWh would print 0.01
 
 
 @dataclass
@@ -299,7 +299,7 @@ def _top_riders(rides: list[RideSummary], people: dict[int, Rider], top: int) ->
                 name=name,
                 rides=len(own),
                 riding_s=sum(r.duration_s for r in own),
-                energy_kwh=sum(r.total_energy_kj or 0.0 for r in own) / 3600,
+                energy_kj=sum(r.total_energy_kj or 0.0 for r in own),
             )
         )
     return out

@@ -25,6 +25,7 @@ MUTED = (95, 107, 115)
 CARD_RGB = (240, 245, 247)
 UP_RGB = (26, 127, 55)
 DOWN_RGB = (180, 35, 24)
+FEWER_IS_BETTER = frozenset({"alerts"})
 MARGIN = 15.0
 CONTENT_W = 210.0 - 2 * MARGIN
 
@@ -139,7 +140,9 @@ def _cards(pdf: _Pdf, metrics: list[Metric]) -> None:
             pdf.set_text_color(*INK)
             pdf.cell(30, 5, number(base, m.unit, average=j == 1))
             delta = m.change(base)
-            pdf.set_text_color(*(MUTED if not delta else UP_RGB if delta > 0 else DOWN_RGB))
+            # Green is good news: more rides, riders, time and energy; fewer alerts.
+            good = delta is not None and (delta < 0 if m.key in FEWER_IS_BETTER else delta > 0)
+            pdf.set_text_color(*(MUTED if not delta else UP_RGB if good else DOWN_RGB))
             pdf.set_font(FONT, "B", 9.5)
             pdf.cell(w - 64, 5, change(delta), align="R")
     pdf.set_text_color(*INK)
@@ -187,7 +190,7 @@ def _top_riders(pdf: _Pdf, report: DayReport) -> None:
             rider.name,
             f"{rider.rides:,}",
             hours_minutes(rider.riding_s),
-            f"{rider.energy_kwh:,.2f} kWh",
+            f"{rider.energy_kj:,.0f} kJ",
         )
         for w, text in zip(widths, row, strict=True):
             pdf.cell(w, 8, text, align="L" if w in widths[:2] else "R")
