@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from services.common.config import ConfigError, Settings
 
@@ -61,8 +62,9 @@ def serve(args: argparse.Namespace) -> int:
 def _write(fn: Any, **kwargs: Any) -> Any:
     settings = Settings()
     try:
-        with psycopg.connect(settings.require_database(), connect_timeout=10) as conn:
-            conn.row_factory = psycopg.rows.dict_row  # type: ignore[assignment]
+        with psycopg.connect(
+            settings.require_database(), connect_timeout=10, row_factory=dict_row
+        ) as conn:
             return fn(conn, **kwargs)
     except psycopg.OperationalError as exc:
         raise ConfigError(f"cannot connect to PostgreSQL: {exc.__class__.__name__}") from exc

@@ -32,6 +32,7 @@ class Spec:
     args: tuple[str, ...]
     metrics_port: int | None = None
     note: str = ""
+    port_var: str = ""  # the setting that moves metrics_port, when not <NAME>_METRICS_PORT
 
 
 @dataclass
@@ -58,8 +59,15 @@ def plan(
     """The services in start order: each consumer before what feeds it, the simulator last."""
     specs = [
         Spec(
+            "api",
+            ("api",),
+            settings.api_port,
+            note=f"REST API: http://localhost:{settings.api_port}/docs",
+            port_var="API_PORT",
+        ),
+        Spec(
             "compress", ("compress", "--loop"), note=f"runs every {settings.compress_interval_s} s"
-        )
+        ),
     ]
     if alerts:
         specs.append(Spec("alerts", ("alerts",), settings.alerts_metrics_port))
