@@ -25,7 +25,12 @@ lock: ## re-pin requirements.lock from pyproject.toml (and checkov's own lock fo
 demo: install ## start broker, database, simulated fleet and every service; Ctrl-C stops all
 	.venv/bin/deloton demo
 
-test: install ## run the whole test suite against a real broker and PostgreSQL
+system-deps: ## Debian packages the tests need (pdftoppm renders report pages to PNG)
+	@command -v pdftoppm >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q poppler-utils; }
+
+test: install system-deps ## run the whole test suite against a real broker and PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## only the fast tests that need no broker or database
@@ -53,4 +58,4 @@ down: ## stop the embedded broker and database started by `deloton infra up`
 clean: down ## remove the virtualenv and local state
 	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install lock demo test test-unit lint fmt bench images down clean
+.PHONY: help install system-deps lock demo test test-unit lint fmt bench images down clean

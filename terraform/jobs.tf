@@ -29,10 +29,11 @@ locals {
       RETENTION_HOURS = tostring(var.retention_hours)
     }
     report = {
-      EMAIL_SENDER      = var.report_email_sender
+      REPORT_SENDER     = var.report_email_sender
       REPORT_RECIPIENTS = join(",", var.report_recipients)
-      REPORT_S3_BUCKET  = aws_s3_bucket.reports.id
+      REPORT_BUCKET     = aws_s3_bucket.reports.id
       REPORT_TIMEZONE   = "Europe/London"
+      REPORT_DIR        = "/tmp/reports" # the only writable path in Lambda
     }
   }
   # Lambda cannot inject secrets: the function reads the RDS-managed secret by its ARN.

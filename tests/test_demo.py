@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -282,7 +283,7 @@ def _counts(dsn: str) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.kafka
 @pytest.mark.postgres
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(150)
 def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     env = _demo_env(tmp_path)
     state_dir = tmp_path / ".deloton"
@@ -328,6 +329,17 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         personal = _personal_strings(str(dsn))
         assert personal, "no rider was recorded"
         broker_pid = int(infra.read_state(state_dir)["broker"]["pid"])  # type: ignore[call-overload]
+
+        # The executive report of the demo's data: one command, as the README says.
+        made = subprocess.run(
+            [sys.executable, "-m", "services.cli", "report", "--date", "today",
+             "--out", "report.pdf", "--to", "exec@deloton.example"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        result = json.loads(made.stdout.strip().splitlines()[-1])
+        assert result["status"] == "sent" and result["transport"] == "outbox", result
+        assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, "".join(out) + (tmp_path / "demo.stderr").read_text()

@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     compress_batch_rides: int = Field(default=1000, ge=1)
     compress_interval_s: int = Field(default=600, ge=1)
 
+    # Daily executive report.
+    report_timezone: str = "Europe/London"  # the business day the report covers
+    report_recipients: str = ""  # comma-separated addresses; --to overrides
+    report_sender: str = "reports@deloton.example"
+    report_dir: Path = Path("reports")  # every PDF is also kept here
+    report_bucket: str | None = None  # S3 bucket for the PDFs; unset keeps them local only
+    report_s3_endpoint_url: str | None = None  # a local S3 (moto) instead of AWS
+    report_top_riders: int = Field(default=5, ge=1, le=20)
+
     # REST API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
@@ -133,6 +142,10 @@ class Settings(BaseSettings):
                 "KAFKA_BOOTSTRAP_SERVERS is not set: run `deloton infra up` or point it at a broker"
             )
         return self.kafka_bootstrap_servers
+
+    def report_recipient_list(self) -> list[str]:
+        """REPORT_RECIPIENTS split on commas, blanks dropped."""
+        return [a.strip() for a in self.report_recipients.split(",") if a.strip()]
 
     def require_database(self) -> str:
         """The database URL (with the password from its setting or secret), or a clear error."""

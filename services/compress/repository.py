@@ -603,8 +603,9 @@ def remove_drained_rides(cur: Cursor, *, ride_ids: list[int]) -> RemovedRides:
     """Delete the daily rides row and alerts of those rides with no readings left.
 
     A ride keeps its rows while one of its alerts is still pending, so the alert sender never
-    loses an email. The summary's alert_count is brought up to date first: an alert may be
-    confirmed after the ride was summarised.
+    loses an email. The summary's alert_count and alerts_sent are brought up to date first: an
+    alert may be confirmed (or sent) after the ride was summarised, and the report needs to
+    know how many reached riders once the alert rows are gone.
     """
     cur.execute(
         """
@@ -615,10 +616,12 @@ def remove_drained_rides(cur: Cursor, *, ride_ids: list[int]) -> RemovedRides:
               AND NOT EXISTS (SELECT 1 FROM daily.alerts a
                               WHERE a.ride_id = d.ride_id AND a.status = 'pending')
         ), counted AS (
-            UPDATE historical.rides h SET alert_count = c.n
-            FROM (SELECT a.ride_id, count(*) AS n FROM daily.alerts a JOIN gone g USING (ride_id)
+            UPDATE historical.rides h SET alert_count = c.n, alerts_sent = c.sent
+            FROM (SELECT a.ride_id, count(*) AS n,
+                         count(*) FILTER (WHERE a.status = 'sent') AS sent
+                  FROM daily.alerts a JOIN gone g USING (ride_id)
                   GROUP BY a.ride_id) c
-            WHERE h.ride_id = c.ride_id AND h.alert_count <> c.n
+            WHERE h.ride_id = c.ride_id AND (h.alert_count <> c.n OR h.alerts_sent <> c.sent)
             RETURNING 1
         ), alerts_gone AS (
             DELETE FROM daily.alerts a USING gone g WHERE a.ride_id = g.ride_id RETURNING 1
