@@ -78,6 +78,20 @@ resource "aws_cloudwatch_log_metric_filter" "alert_email_failed" {
   }
 }
 
+# ... and one line per alert that could not be delivered before it went stale (expired).
+resource "aws_cloudwatch_log_metric_filter" "alert_expired" {
+  name           = "${local.name}-alert-expired"
+  log_group_name = aws_cloudwatch_log_group.service["alerts"].name
+  pattern        = "{ $.msg = \"alert expired undelivered\" }"
+
+  metric_transformation {
+    name          = "AlertExpired"
+    namespace     = "Deloton"
+    value         = "1"
+    default_value = "0"
+  }
+}
+
 resource "aws_cloudwatch_log_metric_filter" "alerts_errors" {
   name           = "${local.name}-alerts-errors"
   log_group_name = aws_cloudwatch_log_group.service["alerts"].name
@@ -94,6 +108,7 @@ resource "aws_cloudwatch_log_metric_filter" "alerts_errors" {
 resource "aws_cloudwatch_metric_alarm" "alert_failures" {
   for_each = {
     AlertEmailFailed = "an alert email could not be delivered"
+    AlertExpired     = "an alert went stale before SES accepted it (SES outage or throttling)"
     AlertsErrors     = "the alerts service logged errors (database or delivery)"
   }
   alarm_name          = "${local.name}-${each.key}"
@@ -107,7 +122,11 @@ resource "aws_cloudwatch_metric_alarm" "alert_failures" {
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
-  depends_on          = [aws_cloudwatch_log_metric_filter.alert_email_failed, aws_cloudwatch_log_metric_filter.alerts_errors]
+  depends_on = [
+    aws_cloudwatch_log_metric_filter.alert_email_failed,
+    aws_cloudwatch_log_metric_filter.alert_expired,
+    aws_cloudwatch_log_metric_filter.alerts_errors,
+  ]
 }
 
 # --- 5xx -----------------------------------------------------------------------------------------

@@ -353,12 +353,18 @@ def test_alarms_watch_ingest_lag_alert_failures_and_5xx() -> None:
     assert log_filter["pattern"] == '{ $.msg = "alert email failed" }'
 
 
-def test_the_alert_failure_filter_matches_what_the_alerts_service_logs() -> None:
-    """The log line the metric filter counts is the one services/alerts writes."""
-    source = (
-        Path(__file__).resolve().parents[2] / "services" / "alerts" / "notifier.py"
-    ).read_text()
-    assert 'log.error("alert email failed"' in source
+def test_the_alert_failure_filters_match_what_the_alerts_service_logs() -> None:
+    """The log lines the metric filters count are the ones services/alerts writes."""
+    from services.alerts import notifier
+
+    source = Path(notifier.__file__).read_text()
+    assert re.search(r'log\.error\(\s*"alert email failed"', source)
+    config = load()
+    expired = config.resource("aws_cloudwatch_log_metric_filter", "alert_expired")
+    assert expired["pattern"] == f'{{ $.msg = "{notifier.EXPIRED_LOG}" }}'
+    assert (
+        "AlertExpired" in config.all_of("aws_cloudwatch_metric_alarm")["alert_failures"]["for_each"]
+    )
 
 
 def test_the_job_roles_read_only_the_database_secret() -> None:
