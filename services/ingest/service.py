@@ -40,6 +40,10 @@ _MAX_DEAD_LETTER_BYTES = 1_000_000 - 4_096
 _MAX_KNOWN_HOURS = 10_000
 
 
+# A write that finds no partition for an hour is tried this often (about 2.5 minutes).
+CHECK_VIOLATION_ATTEMPTS = 14
+
+
 @dataclass
 class WriteJob:
     """A batch and what was snapshotted for it when it was handed to the writer."""
@@ -439,12 +443,17 @@ class IngestService:
             except CheckViolation:
                 # No partition for a row: compress dropped an hour this process had cached.
                 # Forget the cache; the next attempt creates what is missing, and finds out
-                # whether those readings came too late for their ride's summary.
+                # whether those readings came too late for their ride's summary. An hour
+                # compress has detached but not yet dropped keeps its name, so it cannot be
+                # created again until compress settles it (seconds later, or at its next run
+                # after a crash): wait for that with a backoff rather than exit.
                 stale += 1
-                if stale > 3:
+                if stale > CHECK_VIOLATION_ATTEMPTS:
                     raise
-                log.info("an hourly partition was dropped under us; checking again")
+                log.warning("no partition for a reading's hour (attempt %d); checking again", stale)
                 self.known_hours.clear()
+                if stale > 1 and self.stop.wait(min(0.5 * 2 ** (stale - 2), 15.0)):
+                    raise
 
     def _write_once(self, job: WriteJob) -> tuple[int, dict[int, int]]:
         batch = job.batch

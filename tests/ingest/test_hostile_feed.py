@@ -200,3 +200,45 @@ def test_oversized_lines_are_rejected_without_a_crash_loop(
     letter = orjson.loads(letters[0][1])
     assert letter["bike_serial"] == "SN0001" and len(letter["detail"]) <= 1000
     assert _counter("deloton_ingest_dead_letters_dropped_total", reason="too_large") == dropped + 1
+
+
+def test_a_late_reading_for_an_hour_left_detached_waits_for_compress_not_a_crash(
+    settings: Settings,
+) -> None:
+    """Compress detaches an expired hour and dies before dropping it: a late reading of that
+    hour finds the hour's name taken but no partition. Ingest waits for compress to settle
+    the hour (its next run repairs it) instead of crashing, then lands the batch."""
+    dsn = settings.require_database()
+    old = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=20)
+    new = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    ride_a = ride_id_for("SN0001", stamp(old))
+    ride_b = ride_id_for("SN0001", stamp(new))
+    first = announce(old, serial="SN0001") + pairs(old, 1, 30) + announce(new, serial="SN0001")
+    produce(settings, settings.topic_raw, keyed("SN0001", first + pairs(new, 1, 10)), 1)
+    with running_ingest(settings) as (_, thread):
+        assert wait_until(lambda: scalar(dsn, "SELECT count(*) FROM daily.readings") == 40)
+        compress.run(settings, now=datetime.now(UTC))  # ride A summarised, its hour dropped
+        assert scalar(dsn, "SELECT count(*) FROM historical.rides WHERE ride_id = %s", ride_a)
+        # The hour comes back (a late reading), then a compress run detaches it and dies.
+        hour = "readings_" + old.strftime("%Y%m%dh%H")
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT daily.ensure_readings_partitions(%s::timestamptz, %s::timestamptz)",
+                (old, old),
+            )
+            cur.execute(f"ALTER TABLE daily.readings DETACH PARTITION daily.{hour}")
+        late = pairs(old, 31, 31) + pairs(new, 11, 20)
+        produce(settings, settings.topic_raw, keyed("SN0001", late), 1)
+        time.sleep(3)  # ingest meets the leftover and has to wait
+        assert thread.is_alive()
+        compress.run(settings, now=datetime.now(UTC))  # the repair settles the detached hour
+        conn.close()
+        assert wait_until(
+            lambda: (
+                scalar(dsn, "SELECT count(*) FROM daily.readings WHERE ride_id = %s", ride_b) == 20
+            )
+        )
+        assert thread.is_alive()
+    assert scalar(dsn, "SELECT count(*) FROM daily.rejects WHERE reason = 'too_late'") == 2
