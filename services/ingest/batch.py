@@ -42,6 +42,7 @@ class Batch:
     events: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value) to publish
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
     dirty: set[str] = field(default_factory=set)  # bikes whose state changed
+    unkeyed: dict[str, int] = field(default_factory=dict)  # messages without a key, by topic
     created_ms: list[int] = field(default_factory=list)  # produce times, when latency is tracked
     messages: int = 0
 

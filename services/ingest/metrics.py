@@ -26,3 +26,8 @@ LAG = Gauge(
 )
 FENCED = Counter("deloton_ingest_fenced_batches", "Batches dropped because a partition moved")
 DB_RETRIES = Counter("deloton_ingest_db_retries", "Batch writes retried after a database error")
+UNKEYED = Counter(
+    "deloton_ingest_unkeyed_messages",
+    "Messages without a key read from a topic with more than one partition",
+    ["topic"],
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -110,6 +111,8 @@ class IngestService:
         self._rejects_published = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
         self._inflight: tuple[Batch, Future[None], float] | None = None
+        self.partition_counts: dict[str, int] = {}  # of the topics read, for the unkeyed warning
+        self._unkeyed_warned = -math.inf  # monotonic time of the last warning
 
     # --- assignment ------------------------------------------------------------------------
 
@@ -121,6 +124,17 @@ class IngestService:
             tp.offset = starts[(tp.topic, tp.partition)]
         consumer.assign(partitions)
         log.info("assigned", extra={"partitions": [f"{t}[{p}]" for t, p in tps]})
+        self._count_partitions(consumer)
+
+    def _count_partitions(self, consumer: Any) -> None:
+        for topic in self.topics:
+            try:
+                meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            except Exception as exc:  # only the unkeyed warning depends on it
+                log.debug("no metadata for %s: %s", topic, exc)
+                continue
+            if meta is not None and meta.partitions:
+                self.partition_counts[topic] = len(meta.partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.flush(wait=True)
@@ -337,8 +351,29 @@ class IngestService:
         metrics.EVENTS.inc(len(batch.events))
         for r in batch.rejects:
             metrics.REJECTED.labels(r.reason).inc()
+        if batch.unkeyed:
+            self._note_unkeyed(batch.unkeyed)
         metrics.BATCH_SIZE.observe(batch.messages)
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+
+    def _note_unkeyed(self, unkeyed: dict[str, int]) -> None:
+        """Unkeyed messages on a topic of several partitions: counted, and a warning a minute."""
+        for topic, n in unkeyed.items():
+            partitions = self.partition_counts.get(topic, 1)
+            if partitions < 2:
+                continue  # the historical single stream: the partition is the bike
+            metrics.UNKEYED.labels(topic).inc(n)
+            now = time.monotonic()
+            if now - self._unkeyed_warned >= 60:
+                self._unkeyed_warned = now
+                log.warning(
+                    "%d unkeyed messages on topic %s, which has %d partitions: a producer "
+                    "without keys spreads a stream over them and its lines lose their order "
+                    "and their bike; key messages by bike serial or use one partition",
+                    n,
+                    topic,
+                    partitions,
+                )
 
     def _reset_batch(self) -> None:
         self.batch = Batch()

@@ -132,7 +132,14 @@ class Sessionizer:
         batch.messages += 1
         batch.offsets[(topic, partition)] = offset + 1
         rec = self.parser.parse(value)
-        bike_key = _bike_key(key, partition)
+        if key:
+            bike_key = _bike_key(key, partition)
+        else:
+            # Counted per topic: spread over several partitions, an unkeyed stream loses its
+            # order and its bike (the service warns). The partition is then the bike.
+            unkeyed = batch.unkeyed
+            unkeyed[topic] = unkeyed.get(topic, 0) + 1
+            bike_key = _PARTITION_KEYS.get(partition) or _partition_key(partition)
         src = Source((topic, partition, offset, key, value or b""))
         cls = type(rec)
         if cls is Reject:
@@ -505,6 +512,14 @@ class Sessionizer:
         """Forget a partition's bikes (it was revoked)."""
         for key in [k for k, b in self.bikes.items() if b.partition == partition]:
             del self.bikes[key]
+
+
+_PARTITION_KEYS: dict[int, str] = {}
+
+
+def _partition_key(partition: int) -> str:
+    key = _PARTITION_KEYS[partition] = f"{_PARTITION_BIKE}{partition}"
+    return key
 
 
 def _bike_key(key: bytes | None, partition: int) -> str:

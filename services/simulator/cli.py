@@ -62,6 +62,13 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--topic", default=None, metavar="T", help="topic (settings.topic_raw)")
     rep.add_argument("--speed", type=_speed, default="max", help="realtime, max or a factor (max)")
     rep.add_argument("--key", default=None, help='message key for lines without a "key" field')
+    rep.add_argument(
+        "--partition",
+        type=int,
+        default=0,
+        metavar="P",
+        help="partition of the lines left without a key: one stream, as captured (0)",
+    )
     rep.set_defaults(func=run_replay)
 
 
@@ -103,8 +110,16 @@ def run_replay(args: argparse.Namespace) -> int:
     topic = args.topic or settings.topic_raw
     key = args.key.encode() if args.key is not None else None
     messages = read_capture(args.file, key, timed=args.speed != MAX)
-    stats = produce(settings, messages, args.speed, topics=topic_map(settings, topic=topic))
-    _summary("replay", stats, [topic], "")
+    # An unkeyed capture is one stream (one bike after another): spread over partitions its
+    # lines would lose their order and their bike. Keyed lines go where their key sends them.
+    stats = produce(
+        settings,
+        messages,
+        args.speed,
+        topics=topic_map(settings, topic=topic),
+        unkeyed_partition=args.partition,
+    )
+    _summary("replay", stats, [topic], f", unkeyed lines to partition {args.partition}")
     return _exit_code(stats)
 
 
