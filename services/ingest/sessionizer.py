@@ -166,7 +166,8 @@ class Sessionizer:
         bike.model = rec.model
         tels = bike.pending_tels
         if tels:
-            # A Telemetry line that overtook its Ride line in transit: pair them by time.
+            # A Telemetry line that overtook its Ride line in transit: pair them by time (on a
+            # tie the Telemetry line came first, so it is not this Ride line's).
             for i, (waiting, tsrc) in enumerate(tels):
                 if waiting.ts > rec.ts:
                     del tels[i]
@@ -182,13 +183,14 @@ class Sessionizer:
 
     def _telemetry_line(self, batch: Batch, bike: Bike, rec: TelemetryLine, src: Source) -> None:
         pending = bike.pending_rides
-        if len(pending) == 1 and pending[0][0].ts < rec.ts:  # the usual case
+        # A tie (clocks with whole seconds only) pairs by feed order: the Ride line came first.
+        if len(pending) == 1 and pending[0][0].ts <= rec.ts:  # the usual case
             ride, rsrc = pending.pop()
             self._reading(batch, bike, ride, rec, rsrc, src)
             return
         match = -1
         for i, (ride, _) in enumerate(pending):
-            if ride.ts < rec.ts:
+            if ride.ts <= rec.ts:
                 match = i
         if match >= 0:
             for old, osrc in pending[:match]:

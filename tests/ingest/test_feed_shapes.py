@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -13,6 +16,9 @@ from prometheus_client import REGISTRY
 
 from services.common.config import Settings
 from services.common.kafka import ensure_topics
+from services.ingest.models import RideLine, TelemetryLine
+from services.ingest.parser import Parser
+from services.simulator.fleet import Fleet, FleetConfig
 from tests import harness
 from tests.ingest.helpers import produce, run_ingest, sample_messages
 
@@ -76,3 +82,50 @@ def test_unkeyed_messages_on_a_single_partition_topic_are_the_historical_stream(
         run_ingest(settings)
     assert _unkeyed_metric(settings.topic_raw) == before
     assert not [r for r in caplog.records if "unkeyed" in r.getMessage()]
+
+
+# --- clocks with whole seconds -------------------------------------------------------------------
+
+_FRACTION = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.\d{1,6}")
+READINGS_SQL = (
+    "SELECT r.bike_serial, x.elapsed_s, to_char(x.recorded_at AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD HH24:MI:SS'), x.resistance, x.heart_rate, x.rpm, x.power "
+    "FROM daily.readings x JOIN daily.rides r USING (ride_id)"
+)
+
+
+def sent_readings(messages: list[tuple[bytes | None, bytes]]) -> Counter[tuple[object, ...]]:
+    """The readings a clean feed carries: each bike's Ride line with the Telemetry line after it."""
+    parser = Parser()
+    half: dict[bytes | None, RideLine] = {}
+    out: Counter[tuple[object, ...]] = Counter()
+    for key, value in messages:
+        rec = parser.parse(value)
+        if isinstance(rec, RideLine):
+            half[key] = rec
+        elif isinstance(rec, TelemetryLine):
+            r = half.pop(key)
+            serial = key.decode() if key else None
+            out[
+                (serial, r.elapsed_s, rec.ts[:19], r.resistance, rec.heart_rate, rec.rpm, rec.power)
+            ] += 1
+    return out
+
+
+def test_fleet_with_whole_second_clocks_lands_exactly(
+    settings: Settings, db: psycopg2.extensions.connection
+) -> None:
+    """Every line stamped without a fraction, so a bike's Ride and Telemetry lines often
+    carry the same second: every reading lands with its own values."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    fleet = Fleet(FleetConfig(bikes=40, rides=2, seconds=60, seed=5, start=start))
+    messages = [(m.key, _FRACTION.sub(rb"\1", m.value)) for m in fleet.messages()]
+    produce(settings, settings.topic_raw, messages)
+    run_ingest(settings)
+    with db.cursor() as cur:
+        cur.execute(READINGS_SQL)
+        written = Counter(cur.fetchall())
+    db.rollback()
+    assert _count(db, "SELECT count(*) FROM daily.rejects") == 0
+    assert written == sent_readings(messages)
+    assert sum(written.values()) == 40 * 2 * 60
