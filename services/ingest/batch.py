@@ -14,6 +14,7 @@ class RideRow(NamedTuple):
     user_id: int
     model: str
     started_at: str  # "YYYY-MM-DD HH:MM:SS[.ffffff]" UTC
+    announced_serial: str | None = None  # the SYSTEM line's serial, when not the key's
 
 
 class RejectRow(NamedTuple):

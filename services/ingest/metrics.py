@@ -31,3 +31,7 @@ UNKEYED = Counter(
     "Messages without a key read from a topic with more than one partition",
     ["topic"],
 )
+SERIAL_MISMATCHES = Counter(
+    "deloton_ingest_serial_mismatches",
+    "Rides whose SYSTEM line named another bike serial than the message key (the key wins)",
+)

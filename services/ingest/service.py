@@ -348,6 +348,8 @@ class IngestService:
             self.stats.latencies_ms.extend(now_ms - c for c in batch.created_ms)
         metrics.READINGS.inc(len(batch.readings))
         metrics.RIDES.inc(len(batch.rides))
+        if mismatched := sum(r.announced_serial is not None for r in batch.rides):
+            metrics.SERIAL_MISMATCHES.inc(mismatched)
         metrics.EVENTS.inc(len(batch.events))
         for r in batch.rejects:
             metrics.REJECTED.labels(r.reason).inc()

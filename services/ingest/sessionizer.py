@@ -217,11 +217,16 @@ class Sessionizer:
         if rec.ts > self.announce_now.get(bike.partition, ""):
             self.announce_now[bike.partition] = rec.ts
         rider = rec.rider
-        serial = (
-            bike.key
-            if not bike.key.startswith(_PARTITION_BIKE)
-            else (rider.bike_serial or bike.key[1:])
-        )
+        announced = rider.bike_serial
+        if bike.key.startswith(_PARTITION_BIKE):
+            serial = announced or bike.key[1:]
+            announced = None
+        else:
+            # The key names the bike (a gateway or a re-keying producer knows which bike it
+            # relays); a SYSTEM line naming another one is kept on the ride and counted.
+            serial = bike.key
+            if announced == serial:
+                announced = None
         ride_id = ride_id_for(serial, rec.ts)
         current = bike.ride
         bike.announced = False
@@ -234,7 +239,7 @@ class Sessionizer:
             # A late SYSTEM line (split topics): its ride precedes the open one.
             if bike.prev is None or bike.prev.started_at < rec.ts:
                 bike.prev = Ride(ride_id, serial, rider.user_id, rec.ts)
-                self._open(batch, bike, bike.prev, rider, rec)
+                self._open(batch, bike, bike.prev, rider, rec, announced)
             else:
                 reason = "duplicate" if bike.prev.ride_id == ride_id else "out_of_order"
                 self._reject(
@@ -247,7 +252,7 @@ class Sessionizer:
         if not self.split:
             self._flush_pending(batch, bike, "unpaired")
         ride = bike.ride = Ride(ride_id, serial, rider.user_id, rec.ts)
-        self._open(batch, bike, ride, rider, rec)
+        self._open(batch, bike, ride, rider, rec, announced)
         if bike.held:
             held, bike.held = bike.held, []
             for r, t, rsrc, tsrc in held:
@@ -360,10 +365,18 @@ class Sessionizer:
 
     # --- rides -----------------------------------------------------------------------------
 
-    def _open(self, batch: Batch, bike: Bike, ride: Ride, rider: Rider, rec: SystemLine) -> None:
+    def _open(
+        self,
+        batch: Batch,
+        bike: Bike,
+        ride: Ride,
+        rider: Rider,
+        rec: SystemLine,
+        announced: str | None = None,
+    ) -> None:
         batch.add_rider(rider, rec.ts)
         batch.rides.append(
-            RideRow(ride.ride_id, ride.bike_serial, rider.user_id, rec.model, rec.ts)
+            RideRow(ride.ride_id, ride.bike_serial, rider.user_id, rec.model, rec.ts, announced)
         )
         batch.touch_bike(ride.bike_serial, rec.model, rec.ts)
         if self.publish:

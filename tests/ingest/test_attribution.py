@@ -61,3 +61,26 @@ def test_whole_second_swapped_neighbours_keep_their_order(sample: list[bytes]) -
     assert Counter(r.reason for r in run.batch.rejects) == {"unpaired": 1}
     run.feed(ride(T0, 1), None)
     assert Counter(r.reason for r in run.batch.rejects) == {"unpaired": 2}
+
+
+# --- the SYSTEM line's serial against the message key --------------------------------------------
+
+
+def test_system_serial_other_than_the_key_is_recorded_and_the_key_wins(
+    sample: list[bytes],
+) -> None:
+    run = Run().feed(sample[:10], b"SN0042")
+    (row,) = run.batch.rides
+    assert row.bike_serial == "SN0042"  # the key names the bike
+    assert row.announced_serial == "SN0000"  # what the SYSTEM line said, kept
+    assert row.ride_id == ride_id_for("SN0042", SAMPLE_START)
+
+
+def test_system_serial_equal_to_the_key_records_nothing(sample: list[bytes]) -> None:
+    run = Run().feed(sample[:10], b"SN0000")
+    assert [r.announced_serial for r in run.batch.rides] == [None]
+
+
+def test_unkeyed_stream_takes_the_serial_of_its_system_line(sample: list[bytes]) -> None:
+    run = Run().feed(sample[:10], None)
+    assert [(r.bike_serial, r.announced_serial) for r in run.batch.rides] == [("SN0000", None)]

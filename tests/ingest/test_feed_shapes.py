@@ -129,3 +129,22 @@ def test_fleet_with_whole_second_clocks_lands_exactly(
     assert _count(db, "SELECT count(*) FROM daily.rejects") == 0
     assert written == sent_readings(messages)
     assert sum(written.values()) == 40 * 2 * 60
+
+
+# --- the SYSTEM line's serial against the message key --------------------------------------------
+
+
+def test_system_serial_other_than_the_key_is_kept_and_counted(
+    settings: Settings, db: psycopg2.extensions.connection, real_sample: Path
+) -> None:
+    before = REGISTRY.get_sample_value("deloton_ingest_serial_mismatches_total") or 0
+    messages = [(b"SN0042", v) for _, v in sample_messages(real_sample)]
+    produce(settings, settings.topic_raw, messages)
+    run_ingest(settings)
+    with db.cursor() as cur:
+        cur.execute("SELECT bike_serial, announced_serial FROM daily.rides")
+        assert cur.fetchall() == [("SN0042", "SN0000")]
+    db.rollback()
+    assert _count(db, "SELECT count(*) FROM daily.readings") == 498
+    after = REGISTRY.get_sample_value("deloton_ingest_serial_mismatches_total") or 0
+    assert after - before == 1
