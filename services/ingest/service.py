@@ -111,6 +111,7 @@ class IngestService:
         self._rejects_published = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
         self._inflight: tuple[Batch, Future[None], float] | None = None
+        self._fresh: dict[int, float] = {}  # partition -> last time it was read to its end
         self.partition_counts: dict[str, int] = {}  # of the topics read, for the unkeyed warning
         self._unkeyed_warned = -math.inf  # monotonic time of the last warning
 
@@ -238,13 +239,20 @@ class IngestService:
         for (topic, partition), lag in lags.items():
             if lag is not None:
                 metrics.LAG.labels(topic, str(partition)).set(lag)
+        # Silence is judged per bike, on when its lines were read, and only up to the last
+        # moment its partition was read to the end (on every topic read).
+        clock = time.monotonic()
+        self.sessions.mark_seen(self.batch.dirty, clock)
+        fresh = self._fresh
+        for p in {p for _, p in lags}:
+            if all(lag == 0 for (_, pp), lag in lags.items() if pp == p):
+                fresh[p] = clock
+        self.sessions.close_silent(self.batch, fresh, self.settings.ride_silence_s)
         now = self.sessions.partition_now
-        if now:
-            self.sessions.close_silent(self.batch, now, self.settings.ride_silence_s)
-            if self.settings.ingest_split_topics:
-                bikes_topic = self.settings.topic_bikes
-                caught_up = {p for (t, p), lag in lags.items() if t == bikes_topic and lag == 0}
-                self.sessions.expire_held(self.batch, now, caught_up)
+        if now and self.settings.ingest_split_topics:
+            bikes_topic = self.settings.topic_bikes
+            caught_up = {p for (t, p), lag in lags.items() if t == bikes_topic and lag == 0}
+            self.sessions.expire_held(self.batch, now, caught_up)
 
     def _lag(self, topic: str, partition: int) -> int | None:
         """Messages behind the high watermark of the last fetch; None before the first fetch."""
@@ -384,6 +392,7 @@ class IngestService:
 
     def _prepare(self, batch: Batch) -> WriteJob:
         """Snapshot what the writer needs while the sessioniser moves on (main thread)."""
+        self.sessions.mark_seen(batch.dirty, time.monotonic())
         partitions = {b.partition for k in batch.dirty if (b := self.sessions.bikes.get(k))}
         states = {p: self.sessions.dump_partition(p, batch.dirty) for p in partitions}
         expected = {tp: self.positions.get(tp) for tp in batch.offsets}
@@ -439,6 +448,7 @@ class IngestService:
         """Load the stored offsets and sessions of these partitions; return where to start."""
         offsets, states = self._load(tps)
         for p in {p for _, p in tps}:
+            self._fresh.pop(p, None)
             self.sessions.drop_partition(p)
             if p in states:
                 self.sessions.load_partition(p, states[p])

@@ -11,6 +11,7 @@ its ride's SYSTEM line is still on its way.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +92,9 @@ class Bike:
     held: list[tuple[RideLine, TelemetryLine, Source, Source]] = field(default_factory=list)
     last_ts: str = ""
     announced: bool = False  # a new ride was announced; its SYSTEM line has not come yet
+    # When a line of the bike was last read (the service's clock; None: not since a restart).
+    # Not saved: silence is measured from when this process last heard of the bike.
+    seen: float | None = None
 
 
 class Sessionizer:
@@ -415,21 +419,34 @@ class Sessionizer:
             }
             batch.events.append((ride.bike_serial.encode(), orjson.dumps(event)))
 
-    def close_silent(self, batch: Batch, partition_now: dict[int, str], silence_s: float) -> int:
-        """Close rides whose bike has been silent for `silence_s` of its partition's event time."""
+    def mark_seen(self, keys: Iterable[str], now: float) -> None:
+        """The bikes `keys` had lines read at `now` (the service's clock, seconds)."""
+        bikes = self.bikes
+        for key in keys:
+            bike = bikes.get(key)
+            if bike is not None:
+                bike.seen = now
+
+    def close_silent(self, batch: Batch, fresh: dict[int, float], silence_s: float) -> int:
+        """Close rides whose bike sent nothing for `silence_s` while its partition was read.
+
+        `fresh[p]` is the latest time (the clock of `mark_seen`) at which partition p was read
+        up to its end: a bike last seen more than `silence_s` before that sent nothing in
+        between. Each bike is judged on its own lines, never on another bike's clock (one
+        running ahead would close every other ride), and an ingest that lags or stalls sees
+        no silence that the broker did not see.
+        """
         closed = 0
-        cutoffs = {
-            p: (_to_dt(ts) - timedelta(seconds=silence_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
-            for p, ts in partition_now.items()
-        }
         for bike in self.bikes.values():
             ride = bike.ride
-            cutoff = cutoffs.get(bike.partition)
-            if ride is None or cutoff is None:
+            at = fresh.get(bike.partition)
+            if ride is None or at is None:
                 continue
-            last = ride.last_ts or ride.started_at
-            if _full_ts(last) < cutoff:
-                self._close(batch, bike, ride, last, "silence")
+            if bike.seen is None:
+                bike.seen = at  # restored from saved state: count from now
+                continue
+            if at - bike.seen > silence_s:
+                self._close(batch, bike, ride, ride.last_ts or ride.started_at, "silence")
                 bike.prev, bike.ride = ride, None
                 self._flush_pending(batch, bike, "unpaired")
                 batch.dirty.add(bike.key)

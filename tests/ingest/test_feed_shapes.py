@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -21,6 +22,7 @@ from services.ingest.parser import Parser
 from services.simulator.fleet import Fleet, FleetConfig
 from tests import harness
 from tests.ingest.helpers import produce, run_ingest, sample_messages
+from tests.ingest.test_sessionizer import interleave, ride
 
 DELOTON = Path(sys.executable).parent / "deloton"
 
@@ -148,3 +150,31 @@ def test_system_serial_other_than_the_key_is_kept_and_counted(
     assert _count(db, "SELECT count(*) FROM daily.readings") == 498
     after = REGISTRY.get_sample_value("deloton_ingest_serial_mismatches_total") or 0
     assert after - before == 1
+
+
+# --- silence is judged per bike ------------------------------------------------------------------
+
+
+def test_a_bike_whose_clock_runs_ahead_closes_no_other_bikes_ride(
+    settings: Settings, db: psycopg2.extensions.connection
+) -> None:
+    """Two bikes on one partition, riding at the same time; B's clock is 90 s ahead. A's ride
+    stays open while A keeps sending, whatever B's clock says."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    skew = timedelta(seconds=90)
+    a = [(b"SN0001", v) for v in ride(start, 40, serial="SN0001")]
+    b = [(b"SN0002", v) for v in ride(start + skew, 40, user_id=8, serial="SN0002")]
+    # Arrival order: the two bikes' lines in turn, as they are sent (B's stamps read 90 s ahead).
+    feed = interleave(a, b)
+    produce(settings, settings.topic_raw, feed, partitions=1)
+    run_ingest(settings)
+    with db.cursor() as cur:
+        cur.execute("SELECT bike_serial, ended_at FROM daily.rides ORDER BY bike_serial")
+        assert cur.fetchall() == [("SN0001", None), ("SN0002", None)]
+    db.rollback()
+    assert _count(db, "SELECT count(*) FROM daily.readings") == 80
+    events = harness.consume_all(settings.kafka_bootstrap_servers or "", settings.topic_events, 82)
+    assert Counter(json.loads(v)["type"] for _, v, _, _ in events) == {
+        "ride_started": 2,
+        "reading": 80,
+    }
