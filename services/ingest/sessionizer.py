@@ -95,6 +95,9 @@ class Bike:
     # When a line of the bike was last read (the service's clock; None: not since a restart).
     # Not saved: silence is measured from when this process last heard of the bike.
     seen: float | None = None
+    # The lines of the pair made last: an exact repeat of either is a duplicate.
+    last_ride: RideLine | None = None
+    last_tel: TelemetryLine | None = None
 
 
 class Sessionizer:
@@ -175,10 +178,13 @@ class Sessionizer:
             for i, (waiting, tsrc) in enumerate(tels):
                 if waiting.ts > rec.ts:
                     del tels[i]
+                    bike.last_ride, bike.last_tel = rec, waiting
                     self._reading(batch, bike, rec, waiting, src, tsrc)
                     return
         pending = bike.pending_rides
-        if pending and pending[-1][0].ts == rec.ts:
+        if (pending and pending[-1][0].ts == rec.ts) or rec == bike.last_ride:
+            # A repeat of the waiting Ride line, or of the one paired last (whatever the state
+            # of its ride): one rule on the single topic and on split topics.
             self._reject(batch, src, "duplicate", f"Ride line at {rec.ts} seen twice", bike.key)
             return
         pending.append((rec, src))
@@ -187,13 +193,23 @@ class Sessionizer:
 
     def _telemetry_line(self, batch: Batch, bike: Bike, rec: TelemetryLine, src: Source) -> None:
         pending = bike.pending_rides
-        # A tie (clocks with whole seconds only) pairs by feed order: the Ride line came first.
-        if len(pending) == 1 and pending[0][0].ts <= rec.ts:  # the usual case
+        if len(pending) == 1 and pending[0][0].ts < rec.ts:  # the usual case
             ride, rsrc = pending.pop()
+            bike.last_ride, bike.last_tel = ride, rec
             self._reading(batch, bike, ride, rec, rsrc, src)
+            return
+        if rec == bike.last_tel:
+            # An exact repeat of the Telemetry line paired last (an at-least-once producer),
+            # whatever the state of its ride (held, closed, on split topics), and before a
+            # tie could pair it with the next Ride line.
+            self._reject(
+                batch, src, "duplicate", f"Telemetry line at {rec.ts} seen twice", bike.key
+            )
             return
         match = -1
         for i, (ride, _) in enumerate(pending):
+            # A tie (clocks with whole seconds only) pairs by feed order: the Ride line came
+            # first.
             if ride.ts <= rec.ts:
                 match = i
         if match >= 0:
@@ -201,6 +217,7 @@ class Sessionizer:
                 self._unpaired(batch, bike, old, osrc)
             ride, rsrc = pending[match]
             del pending[: match + 1]
+            bike.last_ride, bike.last_tel = ride, rec
             self._reading(batch, bike, ride, rec, rsrc, src)
             return
         tels = bike.pending_tels
@@ -606,6 +623,8 @@ def _dump_bike(bike: Bike) -> dict[str, Any]:
         "pending_rides": [[list(r), _dump_src(s)] for r, s in bike.pending_rides],
         "pending_tels": [[list(t), _dump_src(s)] for t, s in bike.pending_tels],
         "held": [[list(r), list(t), _dump_src(a), _dump_src(b)] for r, t, a, b in bike.held],
+        "last_ride": None if bike.last_ride is None else list(bike.last_ride),
+        "last_tel": None if bike.last_tel is None else list(bike.last_tel),
     }
 
 
@@ -624,4 +643,6 @@ def _load_bike(key: str, partition: int, data: dict[str, Any]) -> Bike:
             (RideLine(*r), TelemetryLine(*t), _load_src(a), _load_src(b))
             for r, t, a, b in data["held"]
         ],
+        last_ride=RideLine(*last_ride) if (last_ride := data.get("last_ride")) else None,
+        last_tel=TelemetryLine(*last_tel) if (last_tel := data.get("last_tel")) else None,
     )
