@@ -98,6 +98,8 @@ class Bike:
     # The lines of the pair made last: an exact repeat of either is a duplicate.
     last_ride: RideLine | None = None
     last_tel: TelemetryLine | None = None
+    # Two rides seen at once on this key: readings up to this event time are not attributable.
+    ambiguous_until: str = ""
 
 
 class Sessionizer:
@@ -171,6 +173,10 @@ class Sessionizer:
 
     def _ride_line(self, batch: Batch, bike: Bike, rec: RideLine, src: Source) -> None:
         bike.model = rec.model
+        ride = bike.ride
+        if ride is not None and rec.elapsed_s > ride.last_elapsed + 1 and bike.prev is not None:
+            # Not the open ride's next second: perhaps the previous ride, still going.
+            self._check_interleaved(bike, rec)
         tels = bike.pending_tels
         if tels:
             # A Telemetry line that overtook its Ride line in transit: pair them by time (on a
@@ -308,6 +314,8 @@ class Sessionizer:
                 "reading between a ride announcement and its SYSTEM line",
             )
             return
+        if bike.ambiguous_until and self._ambiguous(batch, bike, r, ts, rsrc, tsrc):
+            return
         if ride is not None and ts >= ride.started_at:
             if r.elapsed_s == ride.last_elapsed + 1 and ts > ride.last_ts:
                 self._write(batch, bike, ride, r, t)  # the usual case: the next second
@@ -339,6 +347,9 @@ class Sessionizer:
         ):
             self._write(batch, bike, prev, r, t)  # the tail of the previous ride, late
             return
+        if self._check_interleaved(bike, r):
+            self._ambiguous(batch, bike, r, ts, rsrc, tsrc)
+            return
         if self.split:
             # Its SYSTEM line may still be unread on the bike topic: expire_held decides.
             bike.held.append((r, t, rsrc, tsrc))
@@ -349,6 +360,49 @@ class Sessionizer:
                 )
             return
         self._reject_pair(batch, bike, rsrc, tsrc, "orphan", "no ride announced for this reading")
+
+    def _interleaved(self, bike: Bike, r: RideLine, ts: str) -> bool:
+        """Whether this reading shows the previous ride still going after the open one began.
+
+        One bike rides one ride at a time: a reading on the previous ride's timeline, stamped
+        after the next ride's SYSTEM line, means two rides share this key (two bikes behind
+        one gateway, a mis-keyed producer, an unkeyed partition). Their lines interleave, and
+        which Telemetry line goes with which Ride line can no longer be told.
+        """
+        ride, prev = bike.ride, bike.prev
+        return (
+            ride is not None
+            and prev is not None
+            and ts >= ride.started_at
+            and self._fits(prev, r, ts)
+            and not self._fits(ride, r, ts)
+        )
+
+    def _check_interleaved(self, bike: Bike, r: RideLine) -> bool:
+        """On a sign of two rides at once, make the bike's readings ambiguous for a while."""
+        if not self._interleaved(bike, r, r.ts):
+            return False
+        until = _to_dt(r.ts) + timedelta(seconds=self.tolerance)
+        bike.ambiguous_until = until.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return True
+
+    def _ambiguous(
+        self, batch: Batch, bike: Bike, r: RideLine, ts: str, rsrc: Source, tsrc: Source
+    ) -> bool:
+        """Reject a reading of a bike whose key carries two rides at once; False once over.
+
+        Every reading is rejected while the previous ride keeps showing up, and for the clock
+        tolerance after its last sign: a reading there may pair one ride's Ride line with the
+        other's Telemetry line, so it is attributed to no one.
+        """
+        if self._check_interleaved(bike, r):
+            pass
+        elif _full_ts(ts) > bike.ambiguous_until:
+            bike.ambiguous_until = ""
+            return False
+        detail = "two rides interleaved on this bike's key; reading not attributable"
+        self._reject_pair(batch, bike, rsrc, tsrc, "ambiguous", detail)
+        return True
 
     def _fits(self, ride: Ride, r: RideLine, ts: str) -> bool:
         since_start = (_to_dt(ts) - _to_dt(ride.started_at)).total_seconds()
@@ -625,6 +679,7 @@ def _dump_bike(bike: Bike) -> dict[str, Any]:
         "held": [[list(r), list(t), _dump_src(a), _dump_src(b)] for r, t, a, b in bike.held],
         "last_ride": None if bike.last_ride is None else list(bike.last_ride),
         "last_tel": None if bike.last_tel is None else list(bike.last_tel),
+        "ambiguous_until": bike.ambiguous_until,
     }
 
 
@@ -645,4 +700,5 @@ def _load_bike(key: str, partition: int, data: dict[str, Any]) -> Bike:
         ],
         last_ride=RideLine(*last_ride) if (last_ride := data.get("last_ride")) else None,
         last_tel=TelemetryLine(*last_tel) if (last_tel := data.get("last_tel")) else None,
+        ambiguous_until=data.get("ambiguous_until", ""),
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,13 @@ from tests.ingest.test_sessionizer import (
     SAMPLE_START,
     T0,
     Run,
+    as_expected,
+    expected,
+    restart_at,
     ride,
     sample_copy_lines,
+    stamp,
+    uninterrupted,
 )
 
 
@@ -84,3 +91,68 @@ def test_system_serial_equal_to_the_key_records_nothing(sample: list[bytes]) -> 
 def test_unkeyed_stream_takes_the_serial_of_its_system_line(sample: list[bytes]) -> None:
     run = Run().feed(sample[:10], None)
     assert [(r.bike_serial, r.announced_serial) for r in run.batch.rides] == [("SN0000", None)]
+
+
+# --- two rides interleaved on one key ------------------------------------------------------------
+
+
+def as_sent(*streams: list[bytes]) -> list[bytes]:
+    """The streams merged in time order; a banner goes with the line after it."""
+    timed = []
+    for n, stream in enumerate(streams):
+        due = "9999"
+        for i, v in reversed(list(enumerate(stream))):
+            line = json.loads(v)["log"]
+            due = line[:26] if line[:1].isdigit() else due
+            timed.append((due, n, i, v))
+    return [v for *_, v in sorted(timed)]
+
+
+def interleaved(gap_s: float) -> tuple[list[bytes], datetime, datetime]:
+    """Ride A (120 s) and ride B (120 s, starting `gap_s` later) as two bikes send them."""
+    a_start, b_start = T0, T0 + timedelta(seconds=gap_s)
+    a = ride(a_start, 120, user_id=7, serial="SN0001")
+    b = ride(b_start, 120, user_id=8, serial="SN0002")
+    return as_sent(a, b), a_start, b_start
+
+
+def wrong_rows(run: Run, *rides: tuple[str, datetime]) -> list[object]:
+    """Rows whose values are not those the ride's own bike sent for that second
+    (`rides`: each ride's serial and start)."""
+    by_id = {ride_id_for(serial, stamp(start)): start for serial, start in rides}
+    return [r for r in run.rows() if as_expected([r])[0] != expected(by_id[r.ride_id], r.elapsed)]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.5, 0.8])
+@pytest.mark.parametrize("gap_s", [20, 60])
+def test_two_rides_on_one_key_never_mix_riders(gap_s: int, fraction: float) -> None:
+    feed, a_start, b_start = interleaved(gap_s + fraction)
+    run = Run().feed(feed, b"GW01")
+    assert wrong_rows(run, ("GW01", a_start), ("GW01", b_start)) == []
+    assert run.reasons()["ambiguous"] > 0
+    per_ride = Counter(r.ride_id for r in run.rows())
+    a_id, b_id = ride_id_for("GW01", stamp(a_start)), ride_id_for("GW01", stamp(b_start))
+    assert per_ride[a_id] >= gap_s - 1  # A alone until B's announcement
+    # B alone from when A stopped, after the clock tolerance: its last seconds are its own.
+    assert per_ride[b_id] >= gap_s - 10 - 1
+    assert [r.elapsed for r in run.rows(b_id)] == list(range(121 - per_ride[b_id], 121))
+
+
+def test_two_rides_on_one_unkeyed_partition_never_mix_riders() -> None:
+    feed, a_start, b_start = interleaved(40.3)
+    run = Run().feed(feed, None)
+    # Unkeyed, each ride takes the serial of its SYSTEM line.
+    ids = {ride_id_for("SN0001", stamp(a_start)), ride_id_for("SN0002", stamp(b_start))}
+    assert {r.ride_id for r in run.rows()} <= ids
+    assert wrong_rows(run, ("SN0001", a_start), ("SN0002", b_start)) == []
+    assert run.reasons()["ambiguous"] > 0
+
+
+def test_ambiguity_survives_a_restart() -> None:
+    feed, _, _ = interleaved(30.3)
+    messages = [("deloton", 0, b"GW01", v) for v in feed]
+    whole, _ = uninterrupted(messages, split=False)
+    for cut in range(100, 200, 7):
+        got, carried, _ = restart_at(messages, cut, split=False)
+        assert got == whole, f"restarted at message {cut}"
+    assert any(state.get("ambiguous_until") for state in carried[0].values())

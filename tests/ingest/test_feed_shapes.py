@@ -25,8 +25,9 @@ from services.simulator.fleet import Fleet, FleetConfig
 from services.simulator.models import BIKES, TELEMETRY
 from tests import harness
 from tests.ingest.helpers import produce, run_ingest, sample_messages
+from tests.ingest.test_attribution import as_sent
 from tests.ingest.test_exactly_once import snapshot
-from tests.ingest.test_sessionizer import interleave, ride
+from tests.ingest.test_sessionizer import expected, interleave, ride
 
 DELOTON = Path(sys.executable).parent / "deloton"
 
@@ -235,3 +236,42 @@ def test_split_topics_treat_duplicated_telemetry_lines_like_the_single_topic(
     conn.close()
     for rows in (single["rejects"], joined["rejects"]):
         assert Counter(r[5] for r in rows) == {"duplicate": copies}
+
+
+# --- two rides interleaved on one key ------------------------------------------------------------
+
+
+def test_two_rides_interleaved_on_one_key_never_mix_riders(
+    settings: Settings, db: psycopg2.extensions.connection
+) -> None:
+    """Two bikes behind one gateway key: ride A from 0 to 120 s, ride B from 60 to 180 s.
+    No reading is written to a rider it cannot be proven to belong to; what cannot be
+    attributed is rejected as `ambiguous`; A's first minute and B's last minute land."""
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    a_start, b_start = t0, t0 + timedelta(seconds=60.3)
+    a = ride(a_start, 120, user_id=7, serial="SN0001")
+    b = ride(b_start, 120, user_id=8, serial="SN0002")
+    feed = as_sent(a, b)
+    produce(settings, settings.topic_raw, [(b"GW01", v) for v in feed], partitions=1)
+    run_ingest(settings)
+    sent = {
+        (user, *e)
+        for user, start in ((7, a_start), (8, b_start))
+        for e in (expected(start, s) for s in range(1, 121))
+    }
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT r.user_id, x.elapsed_s, to_char(x.recorded_at AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD HH24:MI:SS.US'), x.resistance, x.heart_rate, x.rpm, x.power "
+            "FROM daily.readings x JOIN daily.rides r USING (ride_id)"
+        )
+        written = cur.fetchall()
+        cur.execute("SELECT reason, count(*) FROM daily.rejects GROUP BY reason")
+        reasons = dict(cur.fetchall())
+    db.rollback()
+    wrong = [w for w in written if w not in sent]
+    assert wrong == []
+    assert reasons.get("ambiguous", 0) > 0
+    per_user = Counter(w[0] for w in written)
+    assert per_user[7] >= 59  # A alone for its first minute
+    assert per_user[8] >= 45  # B alone once A has stopped (less the clock tolerance)
