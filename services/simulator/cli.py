@@ -64,10 +64,11 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--key", default=None, help='message key for lines without a "key" field')
     rep.add_argument(
         "--partition",
-        type=int,
+        type=_partition,
         default=0,
         metavar="P",
-        help="partition of the lines left without a key: one stream, as captured (0)",
+        help="partition of the lines left without a key: one stream, as captured (0); "
+        "-1 lets the partitioner spread them",
     )
     rep.set_defaults(func=run_replay)
 
@@ -117,9 +118,10 @@ def run_replay(args: argparse.Namespace) -> int:
         messages,
         args.speed,
         topics=topic_map(settings, topic=topic),
-        unkeyed_partition=args.partition,
+        unkeyed_partition=None if args.partition < 0 else args.partition,
     )
-    _summary("replay", stats, [topic], f", unkeyed lines to partition {args.partition}")
+    where = f"partition {args.partition}" if args.partition >= 0 else "every partition"
+    _summary("replay", stats, [topic], f", unkeyed lines to {where}")
     return _exit_code(stats)
 
 
@@ -142,6 +144,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _partition(text: str) -> int:
+    value = int(text)
+    if value < -1:
+        raise argparse.ArgumentTypeError("must be a partition number, or -1")
     return value
 
 
