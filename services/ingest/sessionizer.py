@@ -35,6 +35,9 @@ from services.ingest.parser import Parser
 _PARTITION_BIKE = "\x1fp"
 _NULL = "\\N"  # NULL in COPY text format
 MAX_PENDING = 4
+# How much better a line must fit the previous ride than the open one to prove that the
+# previous ride is still going (two rides on one key).
+MARGIN_S = 1.5
 MAX_HELD = 3600  # readings held per bike while its SYSTEM line may be late (split topics)  # half-pairs kept per bike before the oldest is declared unpaired
 
 
@@ -370,13 +373,13 @@ class Sessionizer:
         which Telemetry line goes with which Ride line can no longer be told.
         """
         ride, prev = bike.ride, bike.prev
-        return (
-            ride is not None
-            and prev is not None
-            and ts >= ride.started_at
-            and self._fits(prev, r, ts)
-            and not self._fits(ride, r, ts)
-        )
+        if ride is None or prev is None or ts < ride.started_at:
+            return False
+        off_prev = self._misfit(prev, r, ts)
+        # Rides that began close together fit each other's timeline too: the line must fit
+        # the previous ride clearly better than the open one (a bike's duration keeps within
+        # a second of its clock).
+        return off_prev <= self.tolerance and self._misfit(ride, r, ts) > off_prev + MARGIN_S
 
     def _check_interleaved(self, bike: Bike, r: RideLine) -> bool:
         """On a sign of two rides at once, make the bike's readings ambiguous for a while."""
@@ -405,8 +408,12 @@ class Sessionizer:
         return True
 
     def _fits(self, ride: Ride, r: RideLine, ts: str) -> bool:
+        return self._misfit(ride, r, ts) <= self.tolerance
+
+    def _misfit(self, ride: Ride, r: RideLine, ts: str) -> float:
+        """Seconds between the line's duration and its time since the ride's start."""
         since_start = (_to_dt(ts) - _to_dt(ride.started_at)).total_seconds()
-        return abs(since_start - r.elapsed_s) <= self.tolerance
+        return abs(since_start - r.elapsed_s)
 
     def _write(self, batch: Batch, bike: Bike, ride: Ride, r: RideLine, t: TelemetryLine) -> None:
         ts = t.ts
