@@ -38,6 +38,9 @@ MAX_PENDING = 4
 # How much better a line must fit the previous ride than the open one to prove that the
 # previous ride is still going (two rides on one key).
 MARGIN_S = 1.5
+# Ride lines whose duration goes back: this many within this many seconds mean two rides.
+CROSSINGS = 3
+CROSSING_WINDOW_S = 5.0
 MAX_HELD = 3600  # readings held per bike while its SYSTEM line may be late (split topics)  # half-pairs kept per bike before the oldest is declared unpaired
 
 
@@ -103,6 +106,8 @@ class Bike:
     last_tel: TelemetryLine | None = None
     # Two rides seen at once on this key: readings up to this event time are not attributable.
     ambiguous_until: str = ""
+    last_elapsed_seen: int = 0  # the duration of the bike's latest Ride line
+    crossings: list[str] = field(default_factory=list)  # when durations went back lately
 
 
 class Sessionizer:
@@ -191,11 +196,14 @@ class Sessionizer:
                     self._reading(batch, bike, rec, waiting, src, tsrc)
                     return
         pending = bike.pending_rides
-        if (pending and pending[-1][0].ts == rec.ts) or rec == bike.last_ride:
+        if (pending and pending[-1][0] == rec) or rec == bike.last_ride:
             # A repeat of the waiting Ride line, or of the one paired last (whatever the state
             # of its ride): one rule on the single topic and on split topics.
             self._reject(batch, src, "duplicate", f"Ride line at {rec.ts} seen twice", bike.key)
             return
+        if rec.elapsed_s <= bike.last_elapsed_seen and ride is not None:
+            self._crossing(bike, rec)
+        bike.last_elapsed_seen = rec.elapsed_s
         pending.append((rec, src))
         if len(pending) > MAX_PENDING:
             self._unpaired(batch, bike, *pending.pop(0))
@@ -230,7 +238,7 @@ class Sessionizer:
             self._reading(batch, bike, ride, rec, rsrc, src)
             return
         tels = bike.pending_tels
-        if tels and tels[-1][0].ts == rec.ts:
+        if tels and tels[-1][0] == rec:
             self._reject(
                 batch, src, "duplicate", f"Telemetry line at {rec.ts} seen twice", bike.key
             )
@@ -389,6 +397,22 @@ class Sessionizer:
         bike.ambiguous_until = until.strftime("%Y-%m-%d %H:%M:%S.%f")
         return True
 
+    def _crossing(self, bike: Bike, r: RideLine) -> None:
+        """A Ride line whose duration goes back: a new ride, a late line, or two rides at once.
+
+        One bike's durations go back once per ride (and on a rare late line); two rides
+        interleaved on one key make them go back every second, even rides that began so close
+        together that their lines fit either timeline.
+        """
+        ts = _full_ts(r.ts)
+        since = (_to_dt(ts) - timedelta(seconds=CROSSING_WINDOW_S)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        recent = [t for t in bike.crossings if since <= t <= ts]
+        recent.append(ts)
+        bike.crossings = recent[-CROSSINGS:]
+        if len(recent) >= CROSSINGS:
+            until = _to_dt(ts) + timedelta(seconds=self.tolerance)
+            bike.ambiguous_until = until.strftime("%Y-%m-%d %H:%M:%S.%f")
+
     def _ambiguous(
         self, batch: Batch, bike: Bike, r: RideLine, ts: str, rsrc: Source, tsrc: Source
     ) -> bool:
@@ -400,7 +424,7 @@ class Sessionizer:
         """
         if self._check_interleaved(bike, r):
             pass
-        elif _full_ts(ts) > bike.ambiguous_until:
+        elif _full_ts(ts) > bike.ambiguous_until and _full_ts(r.ts) > bike.ambiguous_until:
             bike.ambiguous_until = ""
             return False
         detail = "two rides interleaved on this bike's key; reading not attributable"
@@ -687,6 +711,8 @@ def _dump_bike(bike: Bike) -> dict[str, Any]:
         "last_ride": None if bike.last_ride is None else list(bike.last_ride),
         "last_tel": None if bike.last_tel is None else list(bike.last_tel),
         "ambiguous_until": bike.ambiguous_until,
+        "last_elapsed_seen": bike.last_elapsed_seen,
+        "crossings": bike.crossings,
     }
 
 
@@ -708,4 +734,6 @@ def _load_bike(key: str, partition: int, data: dict[str, Any]) -> Bike:
         last_ride=RideLine(*last_ride) if (last_ride := data.get("last_ride")) else None,
         last_tel=TelemetryLine(*last_tel) if (last_tel := data.get("last_tel")) else None,
         ambiguous_until=data.get("ambiguous_until", ""),
+        last_elapsed_seen=data.get("last_elapsed_seen", 0),
+        crossings=data.get("crossings", []),
     )

@@ -156,3 +156,24 @@ def test_ambiguity_survives_a_restart() -> None:
         got, carried, _ = restart_at(messages, cut, split=False)
         assert got == whole, f"restarted at message {cut}"
     assert any(state.get("ambiguous_until") for state in carried[0].values())
+
+
+@pytest.mark.parametrize("gap_s", [0.1, 0.3, 0.7, 1.2])
+def test_two_rides_on_one_key_that_began_together_are_rejected(gap_s: float) -> None:
+    """Their lines fit either timeline; their durations going back every second give them
+    away within three seconds (README, Limits: what may mix before that)."""
+    feed, a_start, b_start = interleaved(gap_s)
+    run = Run().feed(feed, b"GW01")
+    wrong = wrong_rows(run, ("GW01", a_start), ("GW01", b_start))
+    assert all(row.ts < stamp(b_start + timedelta(seconds=4)) for row in wrong)  # type: ignore[attr-defined]
+    assert run.reasons()["ambiguous"] >= 2 * 110  # both lines of about every reading
+    assert len(run.rows()) <= 2 * 3
+
+
+def test_a_late_line_now_and_then_is_not_a_second_ride(sample: list[bytes]) -> None:
+    """One bike's durations go back once per late line: not a sign of two rides."""
+    values = list(sample)
+    for i in (100, 140, 180, 220):  # Ride k + 1 before Ride k, 20 s apart
+        values[i], values[i + 2] = values[i + 2], values[i]
+    run = Run().feed(values, None)
+    assert "ambiguous" not in run.reasons()
