@@ -409,9 +409,21 @@ class Sessionizer:
         recent = [t for t in bike.crossings if since <= t <= ts]
         recent.append(ts)
         bike.crossings = recent[-CROSSINGS:]
-        if len(recent) >= CROSSINGS:
+        if len(recent) >= CROSSINGS or self._began_together(bike):
             until = _to_dt(ts) + timedelta(seconds=self.tolerance)
             bike.ambiguous_until = until.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _began_together(self, bike: Bike) -> bool:
+        """Whether the open ride began within 2 x MARGIN_S of the previous one on this key.
+
+        One bike cannot end a ride and announce the next within a few seconds of starting it,
+        so a duration going back right then is already the sign of two rides.
+        """
+        ride, prev = bike.ride, bike.prev
+        if ride is None or prev is None:
+            return False
+        began = (_to_dt(ride.started_at) - _to_dt(prev.started_at)).total_seconds()
+        return 0 <= began < 2 * MARGIN_S
 
     def _ambiguous(
         self, batch: Batch, bike: Bike, r: RideLine, ts: str, rsrc: Source, tsrc: Source
