@@ -15,6 +15,7 @@ class RideRow(NamedTuple):
     model: str
     started_at: str  # "YYYY-MM-DD HH:MM:SS[.ffffff]" UTC
     partition: int = 0  # Kafka partition of the bike's stream (compress reads its progress)
+    announced_serial: str | None = None  # the SYSTEM line's serial, when not the key's
 
 
 class RejectRow(NamedTuple):
@@ -44,6 +45,7 @@ class Batch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
     dirty: set[str] = field(default_factory=set)  # bikes whose state changed
     evicted: dict[int, set[str]] = field(default_factory=dict)  # partition -> bikes forgotten
+    unkeyed: dict[str, int] = field(default_factory=dict)  # messages without a key, by topic
     created_ms: list[int] = field(default_factory=list)  # produce times, when latency is tracked
     messages: int = 0
 

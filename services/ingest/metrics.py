@@ -55,3 +55,12 @@ STATE_WRITTEN_BYTES = Histogram(
     "Bytes of session state written by one batch",
     buckets=(1_000, 10_000, 100_000, 1_000_000, 10_000_000),
 )
+UNKEYED = Counter(
+    "deloton_ingest_unkeyed_messages",
+    "Messages without a key read from a topic with more than one partition",
+    ["topic"],
+)
+SERIAL_MISMATCHES = Counter(
+    "deloton_ingest_serial_mismatches",
+    "Rides whose SYSTEM line named another bike serial than the message key (the key wins)",
+)

@@ -83,6 +83,7 @@ REASONS = {
     "duplicate": "a line seen before",
     "out_of_order": "a reading older than one already written for its ride",
     "unpaired": "a Ride line without its Telemetry line, or the reverse",
+    "ambiguous": "a reading of a key that carries two rides at once: no rider provable",
     "too_late": "a reading of a summarised ride, for an hour retention already dropped",
 }
 

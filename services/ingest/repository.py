@@ -203,12 +203,18 @@ def insert_rides(cur: Cursor, *, rides: list[RideRow]) -> None:
         return
     execute_values(
         cur,
-        "INSERT INTO daily.rides (ride_id, bike_serial, user_id, model, started_at) "
-        "SELECT v.ride_id, v.bike_serial, v.user_id, v.model, v.started_at::timestamptz "
-        "FROM (VALUES %s) AS v (ride_id, bike_serial, user_id, model, started_at) "
+        "INSERT INTO daily.rides "
+        "(ride_id, bike_serial, user_id, model, started_at, announced_serial) "
+        "SELECT v.ride_id, v.bike_serial, v.user_id, v.model, v.started_at::timestamptz, "
+        "v.announced_serial "
+        "FROM (VALUES %s) AS v (ride_id, bike_serial, user_id, model, started_at, "
+        "announced_serial) "
         "WHERE NOT EXISTS (SELECT 1 FROM historical.deleted_rides d WHERE d.ride_id = v.ride_id) "
         "ON CONFLICT DO NOTHING",
-        [(r.ride_id, r.bike_serial, r.user_id, r.model, r.started_at + "+00") for r in rides],
+        [
+            (r.ride_id, r.bike_serial, r.user_id, r.model, r.started_at + "+00", r.announced_serial)
+            for r in rides
+        ],
     )
 
 

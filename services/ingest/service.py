@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -136,6 +137,9 @@ class IngestService:
         self._rejects_published = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
         self._inflight: tuple[Batch, Future[tuple[int, dict[int, int]]], float] | None = None
+        self._fresh: dict[int, float] = {}  # partition -> last time it was read to its end
+        self.partition_counts: dict[str, int] = {}  # of the topics read, for the unkeyed warning
+        self._unkeyed_warned = -math.inf  # monotonic time of the last warning
 
     # --- assignment ------------------------------------------------------------------------
 
@@ -147,6 +151,17 @@ class IngestService:
             tp.offset = starts[(tp.topic, tp.partition)]
         consumer.assign(partitions)
         log.info("assigned", extra={"partitions": [f"{t}[{p}]" for t, p in tps]})
+        self._count_partitions(consumer)
+
+    def _count_partitions(self, consumer: Any) -> None:
+        for topic in self.topics:
+            try:
+                meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            except Exception as exc:  # only the unkeyed warning depends on it
+                log.debug("no metadata for %s: %s", topic, exc)
+                continue
+            if meta is not None and meta.partitions:
+                self.partition_counts[topic] = len(meta.partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.flush(wait=True)
@@ -250,9 +265,17 @@ class IngestService:
         for (topic, partition), lag in lags.items():
             if lag is not None:
                 metrics.LAG.labels(topic, str(partition)).set(lag)
+        # Silence is judged per bike, on when its lines were read, and only up to the last
+        # moment its partition was read to the end (on every topic read).
+        clock = time.monotonic()
+        self.sessions.mark_seen(self.batch.dirty, clock)
+        fresh = self._fresh
+        for p in {p for _, p in lags}:
+            if all(lag == 0 for (_, pp), lag in lags.items() if pp == p):
+                fresh[p] = clock
+        self.sessions.close_silent(self.batch, fresh, self.settings.ride_silence_s)
         now = self.sessions.partition_now
         if now:
-            self.sessions.close_silent(self.batch, now, self.settings.ride_silence_s)
             if self.settings.ingest_split_topics:
                 bikes_topic = self.settings.topic_bikes
                 caught_up = {p for (t, p), lag in lags.items() if t == bikes_topic and lag == 0}
@@ -401,14 +424,37 @@ class IngestService:
             self.stats.latencies_ms.extend(now_ms - c for c in batch.created_ms)
         metrics.READINGS.inc(len(batch.readings))
         metrics.RIDES.inc(len(batch.rides))
+        if mismatched := sum(r.announced_serial is not None for r in batch.rides):
+            metrics.SERIAL_MISMATCHES.inc(mismatched)
         metrics.EVENTS.inc(len(batch.events))
         for rider, _ in batch.riders.values():
             if rider.email_invalid:
                 metrics.INVALID_EMAILS.labels(rider.email_invalid).inc()
         for r in batch.rejects:
             metrics.REJECTED.labels(r.reason).inc()
+        if batch.unkeyed:
+            self._note_unkeyed(batch.unkeyed)
         metrics.BATCH_SIZE.observe(batch.messages)
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+
+    def _note_unkeyed(self, unkeyed: dict[str, int]) -> None:
+        """Unkeyed messages on a topic of several partitions: counted, and a warning a minute."""
+        for topic, n in unkeyed.items():
+            partitions = self.partition_counts.get(topic, 1)
+            if partitions < 2:
+                continue  # the historical single stream: the partition is the bike
+            metrics.UNKEYED.labels(topic).inc(n)
+            now = time.monotonic()
+            if now - self._unkeyed_warned >= 60:
+                self._unkeyed_warned = now
+                log.warning(
+                    "%d unkeyed messages on topic %s, which has %d partitions: a producer "
+                    "without keys spreads a stream over them and its lines lose their order "
+                    "and their bike; key messages by bike serial or use one partition",
+                    n,
+                    topic,
+                    partitions,
+                )
 
     def _reset_batch(self) -> None:
         self.batch = Batch()
@@ -417,6 +463,7 @@ class IngestService:
 
     def _prepare(self, batch: Batch) -> WriteJob:
         """Snapshot what the writer needs while the sessioniser moves on (main thread)."""
+        self.sessions.mark_seen(batch.dirty, time.monotonic())
         partitions = {b.partition for k in batch.dirty if (b := self.sessions.bikes.get(k))}
         states = {p: self.sessions.dump_partition(p, batch.dirty) for p in partitions}
         expected = {tp: self.positions.get(tp) for tp in batch.offsets}
@@ -513,6 +560,7 @@ class IngestService:
         """Load the stored offsets and sessions of these partitions; return where to start."""
         offsets, states = self._load(tps)
         for p in {p for _, p in tps}:
+            self._fresh.pop(p, None)
             self.sessions.drop_partition(p)
             if p in states:
                 self.sessions.load_partition(p, states[p])

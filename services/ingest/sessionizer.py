@@ -11,6 +11,7 @@ its ride's SYSTEM line is still on its way.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,12 @@ MAX_PENDING = 4  # half-pairs kept per bike before the oldest is declared unpair
 MAX_HELD = 600
 MAX_DETAIL = 500  # characters of a reject's detail: a 520 KB line must not make a 1 MB one
 _MAX_CACHED_JSON = 100_000  # bike serials whose JSON text is cached for the events
+# How much better a line must fit the previous ride than the open one to prove that the
+# previous ride is still going (two rides on one key).
+MARGIN_S = 1.5
+# Ride lines whose duration goes back: this many within this many seconds mean two rides.
+CROSSINGS = 3
+CROSSING_WINDOW_S = 5.0
 
 
 def ride_id_for(bike_serial: str, started_at: str) -> int:
@@ -95,6 +102,16 @@ class Bike:
     held: list[tuple[RideLine, TelemetryLine, Source, Source]] = field(default_factory=list)
     last_ts: str = ""
     announced: bool = False  # a new ride was announced; its SYSTEM line has not come yet
+    # When a line of the bike was last read (the service's clock; None: not since a restart).
+    # Not saved: silence is measured from when this process last heard of the bike.
+    seen: float | None = None
+    # The lines of the pair made last: an exact repeat of either is a duplicate.
+    last_ride: RideLine | None = None
+    last_tel: TelemetryLine | None = None
+    # Two rides seen at once on this key: readings up to this event time are not attributable.
+    ambiguous_until: str = ""
+    last_elapsed_seen: int = 0  # the duration of the bike's latest Ride line
+    crossings: list[str] = field(default_factory=list)  # when durations went back lately
 
 
 class Sessionizer:
@@ -141,7 +158,14 @@ class Sessionizer:
         batch.messages += 1
         batch.offsets[(topic, partition)] = offset + 1
         rec = self.parser.parse(value)
-        bike_key = _bike_key(key, partition)
+        if key:
+            bike_key = _bike_key(key, partition)
+        else:
+            # Counted per topic: spread over several partitions, an unkeyed stream loses its
+            # order and its bike (the service warns). The partition is then the bike.
+            unkeyed = batch.unkeyed
+            unkeyed[topic] = unkeyed.get(topic, 0) + 1
+            bike_key = _PARTITION_KEYS.get(partition) or _partition_key(partition)
         src = Source((topic, partition, offset, key, value or b""))
         cls = type(rec)
         if cls is Reject:
@@ -166,18 +190,29 @@ class Sessionizer:
 
     def _ride_line(self, batch: Batch, bike: Bike, rec: RideLine, src: Source) -> None:
         bike.model = rec.model
+        ride = bike.ride
+        if ride is not None and rec.elapsed_s > ride.last_elapsed + 1 and bike.prev is not None:
+            # Not the open ride's next second: perhaps the previous ride, still going.
+            self._check_interleaved(bike, rec)
         tels = bike.pending_tels
         if tels:
-            # A Telemetry line that overtook its Ride line in transit: pair them by time.
+            # A Telemetry line that overtook its Ride line in transit: pair them by time (on a
+            # tie the Telemetry line came first, so it is not this Ride line's).
             for i, (waiting, tsrc) in enumerate(tels):
                 if waiting.ts > rec.ts:
                     del tels[i]
+                    bike.last_ride, bike.last_tel = rec, waiting
                     self._reading(batch, bike, rec, waiting, src, tsrc)
                     return
         pending = bike.pending_rides
-        if pending and pending[-1][0].ts == rec.ts:
+        if (pending and pending[-1][0] == rec) or rec == bike.last_ride:
+            # A repeat of the waiting Ride line, or of the one paired last (whatever the state
+            # of its ride): one rule on the single topic and on split topics.
             self._reject(batch, src, "duplicate", f"Ride line at {rec.ts} seen twice", bike.key)
             return
+        if rec.elapsed_s <= bike.last_elapsed_seen and ride is not None:
+            self._crossing(bike, rec)
+        bike.last_elapsed_seen = rec.elapsed_s
         pending.append((rec, src))
         if len(pending) > MAX_PENDING:
             self._unpaired(batch, bike, *pending.pop(0))
@@ -186,21 +221,33 @@ class Sessionizer:
         pending = bike.pending_rides
         if len(pending) == 1 and pending[0][0].ts < rec.ts:  # the usual case
             ride, rsrc = pending.pop()
+            bike.last_ride, bike.last_tel = ride, rec
             self._reading(batch, bike, ride, rec, rsrc, src)
+            return
+        if rec == bike.last_tel:
+            # An exact repeat of the Telemetry line paired last (an at-least-once producer),
+            # whatever the state of its ride (held, closed, on split topics), and before a
+            # tie could pair it with the next Ride line.
+            self._reject(
+                batch, src, "duplicate", f"Telemetry line at {rec.ts} seen twice", bike.key
+            )
             return
         match = -1
         for i, (ride, _) in enumerate(pending):
-            if ride.ts < rec.ts:
+            # A tie (clocks with whole seconds only) pairs by feed order: the Ride line came
+            # first.
+            if ride.ts <= rec.ts:
                 match = i
         if match >= 0:
             for old, osrc in pending[:match]:
                 self._unpaired(batch, bike, old, osrc)
             ride, rsrc = pending[match]
             del pending[: match + 1]
+            bike.last_ride, bike.last_tel = ride, rec
             self._reading(batch, bike, ride, rec, rsrc, src)
             return
         tels = bike.pending_tels
-        if tels and tels[-1][0].ts == rec.ts:
+        if tels and tels[-1][0] == rec:
             self._reject(
                 batch, src, "duplicate", f"Telemetry line at {rec.ts} seen twice", bike.key
             )
@@ -217,11 +264,16 @@ class Sessionizer:
         if rec.ts > self.announce_now.get(bike.partition, ""):
             self.announce_now[bike.partition] = rec.ts
         rider = rec.rider
-        serial = (
-            bike.key
-            if not bike.key.startswith(_PARTITION_BIKE)
-            else (rider.bike_serial or bike.key[1:])
-        )
+        announced = rider.bike_serial
+        if bike.key.startswith(_PARTITION_BIKE):
+            serial = announced or bike.key[1:]
+            announced = None
+        else:
+            # The key names the bike (a gateway or a re-keying producer knows which bike it
+            # relays); a SYSTEM line naming another one is kept on the ride and counted.
+            serial = bike.key
+            if announced == serial:
+                announced = None
         ride_id = ride_id_for(serial, rec.ts)
         current = bike.ride
         bike.announced = False
@@ -234,7 +286,7 @@ class Sessionizer:
             # A late SYSTEM line (split topics): its ride precedes the open one.
             if bike.prev is None or bike.prev.started_at < rec.ts:
                 bike.prev = Ride(ride_id, serial, rider.user_id, rec.ts)
-                self._open(batch, bike, bike.prev, rider, rec)
+                self._open(batch, bike, bike.prev, rider, rec, announced)
             else:
                 reason = "duplicate" if bike.prev.ride_id == ride_id else "out_of_order"
                 self._reject(
@@ -247,7 +299,7 @@ class Sessionizer:
         if not self.split:
             self._flush_pending(batch, bike, "unpaired")
         ride = bike.ride = Ride(ride_id, serial, rider.user_id, rec.ts)
-        self._open(batch, bike, ride, rider, rec)
+        self._open(batch, bike, ride, rider, rec, announced)
         if bike.held:
             held, bike.held = bike.held, []
             for r, t, rsrc, tsrc in held:
@@ -282,6 +334,8 @@ class Sessionizer:
                 "reading between a ride announcement and its SYSTEM line",
             )
             return
+        if bike.ambiguous_until and self._ambiguous(batch, bike, r, ts, rsrc, tsrc):
+            return
         if ride is not None and ts >= ride.started_at:
             if r.elapsed_s == ride.last_elapsed + 1 and ts > ride.last_ts:
                 self._write(batch, bike, ride, r, t)  # the usual case: the next second
@@ -313,6 +367,9 @@ class Sessionizer:
         ):
             self._write(batch, bike, prev, r, t)  # the tail of the previous ride, late
             return
+        if self._check_interleaved(bike, r):
+            self._ambiguous(batch, bike, r, ts, rsrc, tsrc)
+            return
         if self.split:
             # Its SYSTEM line may still be unread on the bike topic: expire_held decides.
             bike.held.append((r, t, rsrc, tsrc))
@@ -324,9 +381,84 @@ class Sessionizer:
             return
         self._reject_pair(batch, bike, rsrc, tsrc, "orphan", "no ride announced for this reading")
 
+    def _interleaved(self, bike: Bike, r: RideLine, ts: str) -> bool:
+        """Whether this reading shows the previous ride still going after the open one began.
+
+        One bike rides one ride at a time: a reading on the previous ride's timeline, stamped
+        after the next ride's SYSTEM line, means two rides share this key (two bikes behind
+        one gateway, a mis-keyed producer, an unkeyed partition). Their lines interleave, and
+        which Telemetry line goes with which Ride line can no longer be told.
+        """
+        ride, prev = bike.ride, bike.prev
+        if ride is None or prev is None or ts < ride.started_at:
+            return False
+        off_prev = self._misfit(prev, r, ts)
+        # Rides that began close together fit each other's timeline too: the line must fit
+        # the previous ride clearly better than the open one (a bike's duration keeps within
+        # a second of its clock).
+        return off_prev <= self.tolerance and self._misfit(ride, r, ts) > off_prev + MARGIN_S
+
+    def _check_interleaved(self, bike: Bike, r: RideLine) -> bool:
+        """On a sign of two rides at once, make the bike's readings ambiguous for a while."""
+        if not self._interleaved(bike, r, r.ts):
+            return False
+        until = _to_dt(r.ts) + timedelta(seconds=self.tolerance)
+        bike.ambiguous_until = until.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return True
+
+    def _crossing(self, bike: Bike, r: RideLine) -> None:
+        """A Ride line whose duration goes back: a new ride, a late line, or two rides at once.
+
+        One bike's durations go back once per ride (and on a rare late line); two rides
+        interleaved on one key make them go back every second, even rides that began so close
+        together that their lines fit either timeline.
+        """
+        ts = _full_ts(r.ts)
+        since = (_to_dt(ts) - timedelta(seconds=CROSSING_WINDOW_S)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        recent = [t for t in bike.crossings if since <= t <= ts]
+        recent.append(ts)
+        bike.crossings = recent[-CROSSINGS:]
+        if len(recent) >= CROSSINGS or self._began_together(bike):
+            until = _to_dt(ts) + timedelta(seconds=self.tolerance)
+            bike.ambiguous_until = until.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _began_together(self, bike: Bike) -> bool:
+        """Whether the open ride began within 2 x MARGIN_S of the previous one on this key.
+
+        One bike cannot end a ride and announce the next within a few seconds of starting it,
+        so a duration going back right then is already the sign of two rides.
+        """
+        ride, prev = bike.ride, bike.prev
+        if ride is None or prev is None:
+            return False
+        began = (_to_dt(ride.started_at) - _to_dt(prev.started_at)).total_seconds()
+        return 0 <= began < 2 * MARGIN_S
+
+    def _ambiguous(
+        self, batch: Batch, bike: Bike, r: RideLine, ts: str, rsrc: Source, tsrc: Source
+    ) -> bool:
+        """Reject a reading of a bike whose key carries two rides at once; False once over.
+
+        Every reading is rejected while the previous ride keeps showing up, and for the clock
+        tolerance after its last sign: a reading there may pair one ride's Ride line with the
+        other's Telemetry line, so it is attributed to no one.
+        """
+        if self._check_interleaved(bike, r):
+            pass
+        elif _full_ts(ts) > bike.ambiguous_until and _full_ts(r.ts) > bike.ambiguous_until:
+            bike.ambiguous_until = ""
+            return False
+        detail = "two rides interleaved on this bike's key; reading not attributable"
+        self._reject_pair(batch, bike, rsrc, tsrc, "ambiguous", detail)
+        return True
+
     def _fits(self, ride: Ride, r: RideLine, ts: str) -> bool:
+        return self._misfit(ride, r, ts) <= self.tolerance
+
+    def _misfit(self, ride: Ride, r: RideLine, ts: str) -> float:
+        """Seconds between the line's duration and its time since the ride's start."""
         since_start = (_to_dt(ts) - _to_dt(ride.started_at)).total_seconds()
-        return abs(since_start - r.elapsed_s) <= self.tolerance
+        return abs(since_start - r.elapsed_s)
 
     def _write(self, batch: Batch, bike: Bike, ride: Ride, r: RideLine, t: TelemetryLine) -> None:
         ts = t.ts
@@ -360,11 +492,25 @@ class Sessionizer:
 
     # --- rides -----------------------------------------------------------------------------
 
-    def _open(self, batch: Batch, bike: Bike, ride: Ride, rider: Rider, rec: SystemLine) -> None:
+    def _open(
+        self,
+        batch: Batch,
+        bike: Bike,
+        ride: Ride,
+        rider: Rider,
+        rec: SystemLine,
+        announced: str | None = None,
+    ) -> None:
         batch.add_rider(rider, rec.ts)
         batch.rides.append(
             RideRow(
-                ride.ride_id, ride.bike_serial, rider.user_id, rec.model, rec.ts, bike.partition
+                ride.ride_id,
+                ride.bike_serial,
+                rider.user_id,
+                rec.model,
+                rec.ts,
+                bike.partition,
+                announced,
             )
         )
         batch.touch_bike(ride.bike_serial, rec.model, rec.ts)
@@ -400,21 +546,34 @@ class Sessionizer:
             }
             batch.events.append((ride.bike_serial.encode(), orjson.dumps(event)))
 
-    def close_silent(self, batch: Batch, partition_now: dict[int, str], silence_s: float) -> int:
-        """Close rides whose bike has been silent for `silence_s` of its partition's event time."""
+    def mark_seen(self, keys: Iterable[str], now: float) -> None:
+        """The bikes `keys` had lines read at `now` (the service's clock, seconds)."""
+        bikes = self.bikes
+        for key in keys:
+            bike = bikes.get(key)
+            if bike is not None:
+                bike.seen = now
+
+    def close_silent(self, batch: Batch, fresh: dict[int, float], silence_s: float) -> int:
+        """Close rides whose bike sent nothing for `silence_s` while its partition was read.
+
+        `fresh[p]` is the latest time (the clock of `mark_seen`) at which partition p was read
+        up to its end: a bike last seen more than `silence_s` before that sent nothing in
+        between. Each bike is judged on its own lines, never on another bike's clock (one
+        running ahead would close every other ride), and an ingest that lags or stalls sees
+        no silence that the broker did not see.
+        """
         closed = 0
-        cutoffs = {
-            p: (_to_dt(ts) - timedelta(seconds=silence_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
-            for p, ts in partition_now.items()
-        }
         for bike in self.bikes.values():
             ride = bike.ride
-            cutoff = cutoffs.get(bike.partition)
-            if ride is None or cutoff is None:
+            at = fresh.get(bike.partition)
+            if ride is None or at is None:
                 continue
-            last = ride.last_ts or ride.started_at
-            if _full_ts(last) < cutoff:
-                self._close(batch, bike, ride, last, "silence")
+            if bike.seen is None:
+                bike.seen = at  # restored from saved state: count from now
+                continue
+            if at - bike.seen > silence_s:
+                self._close(batch, bike, ride, ride.last_ts or ride.started_at, "silence")
                 bike.prev, bike.ride = ride, None
                 self._flush_pending(batch, bike, "unpaired")
                 batch.dirty.add(bike.key)
@@ -599,6 +758,14 @@ class Sessionizer:
             del self.bikes[key]
 
 
+_PARTITION_KEYS: dict[int, str] = {}
+
+
+def _partition_key(partition: int) -> str:
+    key = _PARTITION_KEYS[partition] = f"{_PARTITION_BIKE}{partition}"
+    return key
+
+
 def _bike_key(key: bytes | None, partition: int) -> str:
     if key:
         try:
@@ -651,6 +818,11 @@ def _dump_bike(bike: Bike) -> dict[str, Any]:
         "pending_rides": [[list(r), _dump_src(s)] for r, s in bike.pending_rides],
         "pending_tels": [[list(t), _dump_src(s)] for t, s in bike.pending_tels],
         "held": [[list(r), list(t), _dump_src(a), _dump_src(b)] for r, t, a, b in bike.held],
+        "last_ride": None if bike.last_ride is None else list(bike.last_ride),
+        "last_tel": None if bike.last_tel is None else list(bike.last_tel),
+        "ambiguous_until": bike.ambiguous_until,
+        "last_elapsed_seen": bike.last_elapsed_seen,
+        "crossings": bike.crossings,
     }
 
 
@@ -669,4 +841,9 @@ def _load_bike(key: str, partition: int, data: dict[str, Any]) -> Bike:
             (RideLine(*r), TelemetryLine(*t), _load_src(a), _load_src(b))
             for r, t, a, b in data["held"]
         ],
+        last_ride=RideLine(*last_ride) if (last_ride := data.get("last_ride")) else None,
+        last_tel=TelemetryLine(*last_tel) if (last_tel := data.get("last_tel")) else None,
+        ambiguous_until=data.get("ambiguous_until", ""),
+        last_elapsed_seen=data.get("last_elapsed_seen", 0),
+        crossings=data.get("crossings", []),
     )

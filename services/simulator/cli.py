@@ -62,6 +62,14 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--topic", default=None, metavar="T", help="topic (settings.topic_raw)")
     rep.add_argument("--speed", type=_speed, default="max", help="realtime, max or a factor (max)")
     rep.add_argument("--key", default=None, help='message key for lines without a "key" field')
+    rep.add_argument(
+        "--partition",
+        type=_partition,
+        default=0,
+        metavar="P",
+        help="partition of the lines left without a key: one stream, as captured (0); "
+        "-1 lets the partitioner spread them",
+    )
     rep.set_defaults(func=run_replay)
 
 
@@ -103,8 +111,17 @@ def run_replay(args: argparse.Namespace) -> int:
     topic = args.topic or settings.topic_raw
     key = args.key.encode() if args.key is not None else None
     messages = read_capture(args.file, key, timed=args.speed != MAX)
-    stats = produce(settings, messages, args.speed, topics=topic_map(settings, topic=topic))
-    _summary("replay", stats, [topic], "")
+    # An unkeyed capture is one stream (one bike after another): spread over partitions its
+    # lines would lose their order and their bike. Keyed lines go where their key sends them.
+    stats = produce(
+        settings,
+        messages,
+        args.speed,
+        topics=topic_map(settings, topic=topic),
+        unkeyed_partition=None if args.partition < 0 else args.partition,
+    )
+    where = f"partition {args.partition}" if args.partition >= 0 else "every partition"
+    _summary("replay", stats, [topic], f", unkeyed lines to {where}")
     return _exit_code(stats)
 
 
@@ -127,6 +144,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _partition(text: str) -> int:
+    value = int(text)
+    if value < -1:
+        raise argparse.ArgumentTypeError("must be a partition number, or -1")
     return value
 
 

@@ -53,8 +53,13 @@ def produce(
     *,
     topics: Mapping[str, str] | None = None,
     producer: Producer | None = None,
+    unkeyed_partition: int | None = None,
 ) -> ProduceStats:
-    """Produce every message to its kind's topic (created if missing), paced by `speed`."""
+    """Produce every message to its kind's topic (created if missing), paced by `speed`.
+
+    `unkeyed_partition`: where messages without a key go. By default the partitioner spreads
+    them over every partition, which breaks a one-bike stream apart (see `deloton replay`).
+    """
     topics = dict(topics or topic_map(settings))
     ensure_topics(settings, sorted(set(topics.values())))
     stats = ProduceStats()
@@ -81,7 +86,10 @@ def produce(
             topic = topics[msg.kind]
             while True:
                 try:
-                    send(topic, msg.value, msg.key)
+                    if msg.key is None and unkeyed_partition is not None:
+                        send(topic, msg.value, None, partition=unkeyed_partition)
+                    else:
+                        send(topic, msg.value, msg.key)
                     break
                 except BufferError:
                     # The local queue is full: let librdkafka deliver some before retrying.

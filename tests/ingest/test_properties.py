@@ -362,7 +362,8 @@ def run_faulty_fleet(sim: Fleet, mode: str, partitions: int, lag: int) -> None:
     check_accounting(s, batch, banners)
     # The end of the stream: silence closes every ride, the hold time runs out.
     ends = {p: FAR_FUTURE for p in range(max(partitions, sim.config.bikes))}
-    s.close_silent(batch, ends, 60)
+    s.mark_seen(s.bikes, 0.0)
+    s.close_silent(batch, dict.fromkeys(ends, 61.0), 60)
     s.expire_held(batch, ends)
     check_accounting(s, batch, banners)
     assert all(b.ride is None and not b.held for b in s.bikes.values())
@@ -468,8 +469,10 @@ def test_sessionizer_never_raises_on_shuffled_lines(
         if isinstance(rec, SystemLine):
             # Every SYSTEM line opens a ride or is rejected with a reason: none vanishes.
             assert (len(batch.rides), len(batch.rejects)) != before, open_ride
+        s.mark_seen(batch.dirty, i)  # one message a second
+        batch.dirty.clear()
         if i % 10 == 0:
-            s.close_silent(batch, s.partition_now, silence_s)
+            s.close_silent(batch, {0: float(i)}, silence_s)
             s.expire_held(batch, s.partition_now)
         check_accounting(s, batch, banners + dropped)
     state = orjson.loads(orjson.dumps(s.dump_partition(0)))

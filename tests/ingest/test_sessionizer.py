@@ -415,7 +415,8 @@ def test_ride_without_its_telemetry_is_unpaired_at_the_next_pair(sample: list[by
 
 def test_silence_also_rejects_a_waiting_half_pair(sample: list[bytes]) -> None:
     run = Run().feed(sample[:402] + sample[403:], None)
-    closed = run.s.close_silent(run.batch, {0: "2022-11-03 19:00:00.000000"}, 60)
+    run.s.mark_seen(run.batch.dirty, 0.0)
+    closed = run.s.close_silent(run.batch, {0: 61.0}, 60)
     assert closed == 1
     assert [(r.reason, r.raw) for r in run.batch.rejects] == [("unpaired", sample[403])]
 
@@ -499,15 +500,18 @@ def test_ride_without_readings_ends_when_it_started() -> None:
 
 
 def test_close_silent_closes_only_rides_silent_for_longer_than_the_setting() -> None:
+    """Silence is counted on the service's clock from when each bike's lines were last read."""
     run = Run()
     run.feed(ride(T0, 10), b"SN0001")
+    run.s.mark_seen(run.batch.dirty, 0.0)
+    run.batch.dirty.clear()
     run.feed(ride(T0, 100), b"SN0002")
     run.feed(ride(T0, 100), b"SN0003", partition=1)
+    run.s.mark_seen(run.batch.dirty, 90.0)
     quiet_id = ride_id_for("SN0001", stamp(T0))
-    assert run.s.partition_now == {0: expected(T0, 100).ts, 1: expected(T0, 100).ts}
-    # SN0001's last reading is 90 s old on partition 0.
-    assert run.s.close_silent(run.batch, run.s.partition_now, 120) == 0
-    assert run.s.close_silent(run.batch, run.s.partition_now, 60) == 1
+    # SN0001 was last heard of 90 s before partition 0 was last read to its end.
+    assert run.s.close_silent(run.batch, {0: 90.0, 1: 90.0}, 120) == 0
+    assert run.s.close_silent(run.batch, {0: 90.0, 1: 90.0}, 60) == 1
     assert run.batch.ride_ends == {quiet_id: expected(T0, 10).ts}
     ended = [e for e in run.events() if e["type"] == "ride_ended"]
     assert ended == [
@@ -519,42 +523,56 @@ def test_close_silent_closes_only_rides_silent_for_longer_than_the_setting() -> 
             "reason": "silence",
         }
     ]
-    assert run.s.close_silent(run.batch, run.s.partition_now, 60) == 0  # closed once
+    assert run.s.close_silent(run.batch, {0: 90.0, 1: 90.0}, 60) == 0  # closed once
     # Its next ride does not close it a second time.
     run.feed(ride(T0 + timedelta(seconds=200), 2), b"SN0001")
     assert sum(e["type"] == "ride_ended" for e in run.events()) == 1
 
 
-def test_close_silent_uses_each_partitions_own_time() -> None:
+def test_close_silent_uses_each_partitions_own_progress() -> None:
+    """A partition not read to its end since a bike was last seen says nothing of its silence
+    (ingest lagging or stalled)."""
     run = Run().feed(ride(T0, 5), b"SN0001").feed(ride(T0, 5), b"SN0002", partition=1)
-    later = stamp(T0 + timedelta(minutes=10))
-    assert run.s.close_silent(run.batch, {1: later}, 60) == 1
+    run.s.mark_seen(run.batch.dirty, 0.0)
+    assert run.s.close_silent(run.batch, {1: 600.0}, 60) == 1
     assert list(run.batch.ride_ends) == [ride_id_for("SN0002", stamp(T0))]
+
+
+def test_a_bike_clock_running_ahead_closes_no_other_bikes_ride() -> None:
+    """Event time is each bike's own: B's clock 90 s ahead says nothing about A's silence."""
+    run = Run()
+    a = [(b"SN0001", v) for v in ride(T0, 60, serial="SN0001")]
+    b = [(b"SN0002", v) for v in ride(T0 + timedelta(seconds=90), 60, serial="SN0002")]
+    for second, (key, v) in enumerate(interleave(a, b)):
+        run.feed([v], key)
+        run.s.mark_seen(run.batch.dirty, second / 4)
+        run.batch.dirty.clear()
+        assert run.s.close_silent(run.batch, {0: second / 4}, 60) == 0
+    assert run.batch.ride_ends == {}
+    assert len(run.rows()) == 120
 
 
 def test_silent_ride_without_readings_ends_at_its_start() -> None:
     run = Run().feed(announce(T0))
-    assert run.s.close_silent(run.batch, {0: stamp(T0 + timedelta(seconds=61))}, 60) == 1
+    run.s.mark_seen(run.batch.dirty, 0.0)
+    assert run.s.close_silent(run.batch, {0: 61.0}, 60) == 1
     assert run.batch.ride_ends == {ride_id_for("SN0007", stamp(T0)): stamp(T0)}
 
 
 def test_silence_of_exactly_the_setting_keeps_the_ride_open() -> None:
     run = Run().feed(ride(T0, 2))
-    last = T0 + timedelta(seconds=2)
-    assert run.s.close_silent(run.batch, {0: stamp(last + timedelta(seconds=60))}, 60) == 0
+    run.s.mark_seen(run.batch.dirty, 0.0)
+    assert run.s.close_silent(run.batch, {0: 60.0}, 60) == 0
 
 
-def test_silence_of_exactly_the_setting_keeps_the_ride_open_without_microseconds() -> None:
-    start = T0.replace(microsecond=0)
-    ride_line = f"{stamp(start + HALF)} {MODEL}: [INFO]: Ride - duration = 1.0; resistance = 1\n"
-    telemetry_line = (
-        f"{stamp(start + timedelta(seconds=1))[:19]} {MODEL}: "
-        "[INFO]: Telemetry - hrt = 90; rpm = 50; power = 1.0\n"
-    )
-    run = Run().feed([*announce(start), value(ride_line), value(telemetry_line)])
-    assert [r.ts for r in run.rows()] == ["2024-03-01 09:00:01"]
-    now = stamp(start + timedelta(seconds=61))
-    assert run.s.close_silent(run.batch, {0: now}, 60) == 0
+def test_a_restored_bike_counts_its_silence_from_the_restart() -> None:
+    """Saved state does not say when a bike was last heard of: it is counted from then."""
+    before = Run().feed(ride(T0, 2))
+    after = Run()
+    after.s.load_partition(0, orjson.loads(orjson.dumps(before.s.dump_partition(0))))
+    assert after.s.close_silent(after.batch, {0: 1000.0}, 60) == 0
+    assert after.s.close_silent(after.batch, {0: 1060.0}, 60) == 0
+    assert after.s.close_silent(after.batch, {0: 1060.5}, 60) == 1
 
 
 # --- bikes ---------------------------------------------------------------------------------------

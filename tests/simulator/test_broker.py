@@ -79,6 +79,28 @@ def test_replay_command_keeps_bytes_and_order(
     assert _by_key(records) == {b"SN0000": real_sample.read_bytes().splitlines()}
 
 
+@pytest.mark.parametrize(("extra", "partition"), [((), 0), (("--partition", "2"), 2)])
+def test_replay_keeps_an_unkeyed_capture_in_one_partition(
+    kafka_settings: Settings,
+    real_sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    partition: int,
+) -> None:
+    """Without a key the partitioner would spread the lines over the topic's 4 partitions."""
+    _use_settings(monkeypatch, tmp_path, kafka_settings)
+    topic = kafka_settings.topic_raw + ".unkeyed"
+    assert simulator_main.main(["replay", str(real_sample), "--topic", topic, *extra]) == 0
+    assert f"unkeyed lines to partition {partition}" in capsys.readouterr().out
+    records = harness.consume_all(kafka_settings.require_kafka(), topic, 1000)
+    assert {(key, p) for key, _, p, _ in records} == {(None, partition)}
+    assert [value for _, value, *_ in sorted(records, key=lambda r: r[3])] == (
+        real_sample.read_bytes().splitlines()
+    )
+
+
 def test_simulate_split_topics_routes_lines(
     kafka_settings: Settings,
     tmp_path: Path,

@@ -47,6 +47,8 @@ def test_replay_options() -> None:
     args = parse("replay", "capture.jsonl", "--key", "SN0000", "--speed", "realtime")
     assert str(args.file) == "capture.jsonl" and args.key == "SN0000" and args.speed == 1.0
     assert parse("replay", "capture.jsonl").speed == math.inf
+    assert parse("replay", "capture.jsonl").partition == 0
+    assert parse("replay", "capture.jsonl", "--partition", "3").partition == 3
 
 
 @pytest.mark.parametrize(
