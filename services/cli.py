@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "services.ingest.cli",
     "services.compress.cli",
     "services.alerts.cli",
+    "services.dashboard.cli",
     "services.demo.cli",
 ]
 

@@ -1,0 +1,356 @@
+"""Current ride: the rider, heart rate against their safe range, the numbers and the charts.
+
+Each tick (`DASHBOARD_REFRESH_MS`) reads one bike from memory. The charts are sent whole
+once per ride; after that only the readings past the browser's cursor travel, as a `Patch`
+that extends the traces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+import dash
+from dash import Input, Output, Patch, State, dcc, html
+
+from services.dashboard import charts
+from services.dashboard.app import Context
+from services.dashboard.state import RideView
+from services.dashboard.zones import clock, gender_label, zone_of, zones
+
+OPTIONS_MS = 5_000  # the bike picker's list changes slowly; no need to resend it every second
+
+
+def layout(ctx: Context, search: str) -> html.Div:
+    """The page; `?bike=SN0001` picks the bike, `?rider=123` the rider."""
+    query = parse_qs(search.lstrip("?"))
+    bike = (query.get("bike") or [""])[0] or None
+    rider = (query.get("rider") or [""])[0] or None
+    graph: dict[str, Any] = {"config": charts.CONFIG, "className": "chart"}
+    return html.Div(
+        [
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="ride-bike",
+                        options=_options(ctx, bike),
+                        value=bike,
+                        placeholder="Choose a bike in use…",
+                        clearable=False,
+                        className="picker",
+                    ),
+                    dcc.Input(
+                        id="ride-rider",
+                        type="text",
+                        inputMode="numeric",
+                        value=rider if rider and rider.isdigit() else None,
+                        placeholder="…or type your rider number",
+                        debounce=True,
+                        className="rider-input",
+                    ),
+                    html.Span(id="ride-rider-msg", className="hint"),
+                ],
+                className="controls",
+            ),
+            html.Div(id="ride-banner"),
+            html.Div(id="ride-status"),
+            html.Div(id="ride-live"),
+            html.Div(
+                [
+                    dcc.Graph(id="ride-hr", figure=_blank(), **graph),
+                    dcc.Graph(id="ride-power", figure=_blank(), **graph),
+                    dcc.Graph(id="ride-resistance", figure=_blank(), **graph),
+                ],
+                id="ride-charts",
+                className="charts",
+                style={"display": "none"},
+            ),
+            dcc.Store(id="ride-cursor", data={"ride_id": None, "n": 0}),
+            dcc.Interval(id="ride-tick", interval=ctx.settings.dashboard_refresh_ms),
+            dcc.Interval(id="ride-options-tick", interval=OPTIONS_MS),
+        ]
+    )
+
+
+def _blank() -> dict[str, Any]:
+    return {"data": [], "layout": {"height": 260}}
+
+
+def _options(ctx: Context, selected: str | None) -> list[dict[str, str]]:
+    riders = ctx.fleet.riders(ctx.now(), ctx.today())
+    riders.sort(key=lambda r: r.bike_serial)
+    opts = [
+        {
+            "label": f"{r.bike_serial} · {r.first_name}, {clock(r.elapsed_s)} ridden",
+            "value": r.bike_serial,
+        }
+        for r in riders
+    ]
+    if selected and all(o["value"] != selected for o in opts):
+        opts.insert(0, {"label": f"{selected} · not in use", "value": selected})
+    return opts
+
+
+def register(app: dash.Dash, ctx: Context) -> None:
+    """The page's callbacks."""
+
+    @app.callback(
+        Output("ride-bike", "options"),
+        Input("ride-options-tick", "n_intervals"),
+        State("ride-bike", "value"),
+    )
+    def options(_n: int | None, selected: str | None) -> list[dict[str, str]]:
+        return _options(ctx, selected)
+
+    @app.callback(
+        Output("ride-bike", "value"),
+        Output("ride-rider-msg", "children"),
+        Input("ride-rider", "value"),
+        prevent_initial_call=False,
+    )
+    def find_rider(typed: str | None) -> tuple[Any, str]:
+        text = (typed or "").strip()
+        if not text:
+            return dash.no_update, ""
+        if not text.isdigit():
+            return dash.no_update, "A rider number has only digits."
+        user_id = int(text)
+        bike = ctx.fleet.bike_of_rider(user_id, ctx.now())
+        if bike is None:
+            return dash.no_update, f"Rider {user_id} is not on a bike right now."
+        return bike, ""
+
+    @app.callback(
+        Output("ride-banner", "children"),
+        Output("ride-status", "children"),
+        Output("ride-live", "children"),
+        Output("ride-charts", "style"),
+        Output("ride-hr", "figure"),
+        Output("ride-power", "figure"),
+        Output("ride-resistance", "figure"),
+        Output("ride-cursor", "data"),
+        Input("ride-tick", "n_intervals"),
+        Input("ride-bike", "value"),
+        State("ride-cursor", "data"),
+    )
+    def tick(_n: int | None, bike: str | None, cursor: dict[str, Any] | None) -> tuple:
+        return refresh(ctx, bike, cursor or {})
+
+
+def refresh(ctx: Context, bike: str | None, cursor: dict[str, Any]) -> tuple:
+    """Everything the page shows for one bike, and the new cursor (plain function: tested)."""
+    hidden = {"display": "none"}
+    keep = dash.no_update
+    if not bike:
+        in_use, _ = ctx.fleet.counts(ctx.now())
+        return None, _empty(in_use), None, hidden, keep, keep, keep, {"ride_id": None, "n": 0}
+    view = ctx.fleet.view(
+        bike, ctx.now(), ctx.today(), since=int(cursor.get("n") or 0), ride_id=cursor.get("ride_id")
+    )
+    if view is None:
+        status = html.Div(
+            [html.H2(f"Bike {bike} is not in use"), html.P("No ride has been seen on it yet.")],
+            className="card empty",
+        )
+        return None, status, None, hidden, keep, keep, keep, {"ride_id": None, "n": 0}
+    figures = _figures(view, cursor)
+    new_cursor = {"ride_id": view.ride_id, "n": view.readings}
+    shown = {"display": "grid"}
+    if not view.in_use:
+        return None, _finished(view), None, shown, *figures, new_cursor
+    return _banner(view), None, _live(view), shown, *figures, new_cursor
+
+
+def _figures(view: RideView, cursor: dict[str, Any]) -> tuple[Any, Any, Any]:
+    pts = view.points
+    if cursor.get("ride_id") != view.ride_id or pts.start == 0:
+        return (
+            charts.heart_rate(pts, view.limits),
+            charts.series(pts, "power"),
+            charts.series(pts, "resistance"),
+        )
+    if not pts.elapsed_s:
+        return dash.no_update, dash.no_update, dash.no_update
+    xs = charts.minutes(pts)
+    out = []
+    for ys in (pts.heart_rate, [round(p, 1) for p in pts.power], pts.resistance):
+        patch = Patch()
+        patch["data"][0]["x"].extend(xs)
+        patch["data"][0]["y"].extend(list(ys))
+        out.append(patch)
+    return out[0], out[1], out[2]
+
+
+def _empty(in_use: int) -> html.Div:
+    if in_use:
+        text = f"{in_use} {'bike is' if in_use == 1 else 'bikes are'} in use: choose one above."
+    else:
+        text = "Nobody is riding right now. This page updates by itself when a ride starts."
+    return html.Div([html.H2("Pick your bike"), html.P(text)], className="card empty")
+
+
+def _who(view: RideView) -> str:
+    return f"{view.first_name}, {view.age} years, {gender_label(view.gender).lower()}"
+
+
+def _stat(label: str, value: str, unit: str, ident: str | None = None, **attrs: Any) -> html.Div:
+    extra: dict[str, Any] = ({"id": ident} if ident else {}) | attrs
+    value_el = html.Span(value, className="value", **extra)
+    return html.Div(
+        [
+            html.Div(label, className="label"),
+            html.Div([value_el, html.Span(unit, className="unit")]),
+        ],
+        className="stat",
+    )
+
+
+def _live(view: RideView) -> html.Div:
+    lim = view.limits
+    hr = view.heart_rate
+    if hr is None:
+        hr_block = [
+            html.Div(
+                [
+                    html.Span("--", id="ride-hr-now", className="hr-value"),
+                    html.Span("bpm", className="unit"),
+                ]
+            ),
+            html.Div(
+                "No heart-rate contact: hold the grips or check your strap", className="zone-name"
+            ),
+        ]
+        colour = "#8a939c"
+    else:
+        zone = zone_of(hr, lim)
+        colour = zone.colour
+        hr_block = [
+            html.Div(
+                [
+                    html.Span(str(hr), id="ride-hr-now", className="hr-value"),
+                    html.Span("bpm", className="unit"),
+                ]
+            ),
+            html.Div(
+                f"Zone {zone.number}: {zone.name}" if 1 <= zone.number <= 5 else zone.name,
+                className="zone-name",
+            ),
+        ]
+    bar = html.Div(
+        [
+            html.Div(
+                f"Z{z.number}",
+                className="zone-seg" + (" on" if hr is not None and z.low <= hr < z.high else ""),
+                style={"background": z.colour},
+                title=f"Zone {z.number} {z.name}: {z.low:.0f}-{z.high:.0f} bpm",
+            )
+            for z in zones(lim)
+        ],
+        className="zone-bar",
+    )
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2(_who(view), className="rider"),
+                    html.Div(
+                        f"Bike {view.bike_serial}" + (f" ({view.model})" if view.model else ""),
+                        className="hint",
+                    ),
+                ],
+                className="ride-head",
+            ),
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.Div("Heart rate now", className="label"),
+                            *hr_block,
+                            bar,
+                            html.Div(
+                                f"Your safe range: {lim.low}-{lim.high} bpm",
+                                className="hint",
+                                id="ride-safe-range",
+                            ),
+                        ],
+                        className="hr-card",
+                        style={"borderColor": colour, "color": colour},
+                    ),
+                    html.Div(
+                        [
+                            _stat(
+                                "Ride time",
+                                clock(view.elapsed_s),
+                                "min:s",
+                                "ride-elapsed",
+                                **{"data-elapsed": str(view.elapsed_s)},
+                            ),
+                            _stat("Cadence", str(view.rpm), "rpm"),
+                            _stat("Power", f"{view.power:.0f}", "W"),
+                            _stat("Resistance", str(view.resistance), "level"),
+                            _stat("Energy", f"{view.energy_kj:.1f}", "kJ"),
+                            _stat("Average power", _num(view.avg_power), "W"),
+                            _stat("Average resistance", _num(view.avg_resistance, 1), "level"),
+                            _stat("Average heart rate", _num(view.avg_heart_rate), "bpm"),
+                        ],
+                        className="stats",
+                    ),
+                ],
+                className="ride-grid",
+            ),
+        ],
+        className="card",
+    )
+
+
+def _banner(view: RideView) -> html.Div | None:
+    ep = view.alert
+    if ep is None:
+        return None
+    if ep.kind == "high":
+        what = f"Your heart rate is above your safe maximum of {ep.limit_high} bpm."
+    else:
+        what = f"Your heart rate is below your safe minimum of {ep.limit_low} bpm."
+    return html.Div(
+        [
+            html.Strong("Heart-rate alert. "),
+            html.Span(what + " Ease off now and rest; if you feel unwell, stop and get help."),
+        ],
+        className="banner",
+        id="alert-banner",
+        role="alert",
+    )
+
+
+def _finished(view: RideView) -> html.Div:
+    title = "Ride finished" if view.ended else "Bike not in use"
+    note = (
+        "Your ride has ended. Here is your summary."
+        if view.ended
+        else "Nothing has come from this bike for a while. Here is the last ride."
+    )
+    rows = [
+        ("Rider", _who(view)),
+        ("Started", view.started_at.strftime("%H:%M UTC, %d %b")),
+        ("Ride time", f"{clock(view.elapsed_s)} min:s"),
+        ("Energy", f"{view.energy_kj:.1f} kJ"),
+        ("Average power", f"{_num(view.avg_power)} W"),
+        ("Average resistance", f"{_num(view.avg_resistance, 1)} level"),
+        ("Average heart rate", f"{_num(view.avg_heart_rate)} bpm"),
+        ("Highest heart rate", f"{view.max_heart_rate or '--'} bpm"),
+        ("Heart-rate alerts", f"{view.alerts}"),
+    ]
+    return html.Div(
+        [
+            html.H2(f"{title}: bike {view.bike_serial}", id="ride-not-in-use"),
+            html.P(note),
+            html.Dl(
+                [part for k, v in rows for part in (html.Dt(k), html.Dd(v))], className="summary"
+            ),
+        ],
+        className="card finished",
+    )
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "--" if value is None else f"{value:.{digits}f}"
