@@ -81,7 +81,9 @@ def ended(ride_id: int, bike: str, at: datetime) -> dict[str, Any]:
     }
 
 
-def alert(ride_id: int, bike: str, *, episode: int = 1, high: int = 187, low: int = 45) -> dict[str, Any]:
+def alert(
+    ride_id: int, bike: str, *, episode: int = 1, high: int = 187, low: int = 45
+) -> dict[str, Any]:
     return {
         "ride_id": ride_id,
         "episode": episode,

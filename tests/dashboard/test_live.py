@@ -50,7 +50,11 @@ def test_feed_builds_the_ride_from_the_slim_events(
     today = date(2026, 3, 2)
     view = feed.fleet.view("SN0001", time.time(), today)
     assert view is not None and view.in_use
-    assert (view.first_name, view.gender, view.age) == ("Ada", "female", age_on(date(1980, 3, 10), today))
+    assert (view.first_name, view.gender, view.age) == (
+        "Ada",
+        "female",
+        age_on(date(1980, 3, 10), today),
+    )
     assert view.limits == limits_for("female", date(1980, 3, 10), ev.T0.date(), Thresholds())
     assert view.points.elapsed_s == [1, 2, 3, 4, 5]
     assert view.points.heart_rate == [110, None, 130, 140, 150]
@@ -68,7 +72,11 @@ def test_feed_builds_the_ride_from_the_slim_events(
 def test_the_nested_rider_of_older_events_is_read_too(
     kafka_settings: Settings, producer: Producer, feed: Feed
 ) -> None:
-    ev.send(producer, kafka_settings.topic_events, [ev.started(2, "SN0002", slim=False, first_name="Bo", gender="x")])
+    ev.send(
+        producer,
+        kafka_settings.topic_events,
+        [ev.started(2, "SN0002", slim=False, first_name="Bo", gender="x")],
+    )
     wait_for(events_applied(feed.fleet, 1))
     view = feed.fleet.view("SN0002", time.time(), date(2026, 3, 2))
     assert view is not None and (view.first_name, view.gender) == ("Bo", "other")
@@ -90,7 +98,11 @@ def test_alert_banner_from_the_alerts_topic_until_the_rider_recovers(
     kafka_settings: Settings, producer: Producer, feed: Feed
 ) -> None:
     s = kafka_settings
-    ev.send(producer, s.topic_events, [ev.started(4, "SN0004")] + [ev.reading(4, "SN0004", i, hr=190) for i in (1, 2, 3)])
+    ev.send(
+        producer,
+        s.topic_events,
+        [ev.started(4, "SN0004")] + [ev.reading(4, "SN0004", i, hr=190) for i in (1, 2, 3)],
+    )
     wait_for(events_applied(feed.fleet, 4))
     ctx = _ctx(s, feed)
     banner, *_ = ride.refresh(ctx, "SN0004", {})
@@ -103,7 +115,9 @@ def test_alert_banner_from_the_alerts_topic_until_the_rider_recovers(
 
     # Two readings back in range, one out again, then three in range: recovered.
     hrs = [150, 150, 191, 150, 150]
-    ev.send(producer, s.topic_events, [ev.reading(4, "SN0004", 4 + i, hr=h) for i, h in enumerate(hrs)])
+    ev.send(
+        producer, s.topic_events, [ev.reading(4, "SN0004", 4 + i, hr=h) for i, h in enumerate(hrs)]
+    )
     wait_for(events_applied(feed.fleet, 10))
     assert feed.fleet.view("SN0004", time.time(), date(2026, 3, 2)).alert is not None  # type: ignore[union-attr]
     ev.send(producer, s.topic_events, [ev.reading(4, "SN0004", 9, hr=150)])
@@ -128,15 +142,21 @@ def test_the_charts_go_whole_once_then_only_new_points(
     kafka_settings: Settings, producer: Producer, feed: Feed
 ) -> None:
     s = kafka_settings
-    ev.send(producer, s.topic_events, [ev.started(6, "SN0006")] + [ev.reading(6, "SN0006", i) for i in range(1, 11)])
+    ev.send(
+        producer,
+        s.topic_events,
+        [ev.started(6, "SN0006")] + [ev.reading(6, "SN0006", i) for i in range(1, 11)],
+    )
     wait_for(events_applied(feed.fleet, 11))
     ctx = _ctx(s, feed)
-    banner, status, live, style, hr, power, resistance, cursor = ride.refresh(ctx, "SN0006", {})
+    _banner, status, live, style, hr, _power, _resistance, cursor = ride.refresh(ctx, "SN0006", {})
     assert cursor == {"ride_id": 6, "n": 10} and style == {"display": "grid"}
     assert isinstance(hr, dict) and len(hr["data"][0]["y"]) == 10
     assert "Ada" in _text(live) and "kJ" in _text(live) and status is None
 
-    ev.send(producer, s.topic_events, [ev.reading(6, "SN0006", i, hr=100 + i) for i in (11, 12, 13)])
+    ev.send(
+        producer, s.topic_events, [ev.reading(6, "SN0006", i, hr=100 + i) for i in (11, 12, 13)]
+    )
     wait_for(events_applied(feed.fleet, 14))
     out = ride.refresh(ctx, "SN0006", cursor)
     hr_patch, cursor = out[4], out[7]
@@ -146,7 +166,14 @@ def test_the_charts_go_whole_once_then_only_new_points(
     assert ops[1]["params"]["value"] == [111, 112, 113]  # only the three new readings
 
     # A new ride on the bike: the browser gets the whole (new) ride again.
-    ev.send(producer, s.topic_events, [ev.started(7, "SN0006", at=ev.T0 + timedelta(hours=1)), ev.reading(7, "SN0006", 1, at=ev.T0 + timedelta(hours=1))])
+    ev.send(
+        producer,
+        s.topic_events,
+        [
+            ev.started(7, "SN0006", at=ev.T0 + timedelta(hours=1)),
+            ev.reading(7, "SN0006", 1, at=ev.T0 + timedelta(hours=1)),
+        ],
+    )
     wait_for(events_applied(feed.fleet, 16))
     out = ride.refresh(ctx, "SN0006", cursor)
     assert isinstance(out[4], dict) and out[7] == {"ride_id": 7, "n": 1}
@@ -159,11 +186,14 @@ def test_finished_ride_shows_its_summary_and_empty_states(
     ctx = _ctx(s, feed)
     assert "Nobody is riding" in _text(ride.refresh(ctx, None, {})[1])
     assert "Nobody is riding" in _text(leaderboard.board(ctx))
-    docs = [ev.started(8, "SN0008"), *[ev.reading(8, "SN0008", i, power=200.0) for i in range(1, 6)]]
+    docs = [
+        ev.started(8, "SN0008"),
+        *[ev.reading(8, "SN0008", i, power=200.0) for i in range(1, 6)],
+    ]
     docs.append(ev.ended(8, "SN0008", ev.T0 + timedelta(seconds=6)))
     ev.send(producer, s.topic_events, docs)
     wait_for(events_applied(feed.fleet, len(docs)))
-    banner, status, live, *_ = ride.refresh(ctx, "SN0008", {})
+    _banner, status, live, *_ = ride.refresh(ctx, "SN0008", {})
     text = _text(status)
     assert live is None and "Ride finished" in text and "1.0 kJ" in text and "200 W" in text
     assert "not in use" in _text(ride.refresh(ctx, "SN9999", {})[1])
@@ -182,9 +212,15 @@ def test_leaderboard_ranks_riders_by_energy_and_reorders(
     ev.send(producer, s.topic_events, docs)
     wait_for(events_applied(feed.fleet, 4))
     ctx = _ctx(s, feed)
-    assert [r.first_name for r in feed.fleet.riders(time.time(), date(2026, 3, 2))] == ["Ann", "Ben"]
+    assert [r.first_name for r in feed.fleet.riders(time.time(), date(2026, 3, 2))] == [
+        "Ann",
+        "Ben",
+    ]
     assert _text(leaderboard.board(ctx)).index("Ann") < _text(leaderboard.board(ctx)).index("Ben")
     ev.send(producer, s.topic_events, [ev.reading(11, "SN0011", 2, power=500.0, user_id=2)])
     wait_for(events_applied(feed.fleet, 5))
-    assert [r.first_name for r in feed.fleet.riders(time.time(), date(2026, 3, 2))] == ["Ben", "Ann"]
+    assert [r.first_name for r in feed.fleet.riders(time.time(), date(2026, 3, 2))] == [
+        "Ben",
+        "Ann",
+    ]
     assert feed.fleet.bike_of_rider(2, time.time()) == "SN0011"

@@ -33,25 +33,57 @@ def data(db: psycopg2.extensions.connection) -> dict[int, pd.DataFrame]:
     with db, db.cursor() as cur:
         add_rider(cur, 1, details_at=NOW - timedelta(days=1), city="Leeds")
         add_rider(cur, 2, details_at=NOW - timedelta(days=1), first_name="Bob", city="York")
-        cur.execute("UPDATE daily.riders SET gender = 'male', date_of_birth = '2005-06-01' WHERE user_id = 2")
-        add_ride(cur, 101, 1, started_at=NOW - timedelta(hours=2), ended_at=NOW - timedelta(hours=2) + timedelta(minutes=10))
-        add_ride(cur, 102, 2, started_at=NOW - timedelta(minutes=5), ended_at=None, bike_serial="SN0002")
-        add_ride(cur, 103, 1, started_at=NOW - timedelta(hours=13), ended_at=NOW - timedelta(hours=12, minutes=50))
-        add_ride(cur, 105, 1, started_at=NOW - timedelta(hours=4), ended_at=NOW - timedelta(hours=4) + timedelta(minutes=1))
-        add_ride(cur, 106, 1, started_at=NOW - timedelta(hours=1), ended_at=NOW - timedelta(minutes=55))
+        cur.execute(
+            "UPDATE daily.riders SET gender = 'male', date_of_birth = '2005-06-01' WHERE user_id = 2"
+        )
+        add_ride(
+            cur,
+            101,
+            1,
+            started_at=NOW - timedelta(hours=2),
+            ended_at=NOW - timedelta(hours=2) + timedelta(minutes=10),
+        )
+        add_ride(
+            cur, 102, 2, started_at=NOW - timedelta(minutes=5), ended_at=None, bike_serial="SN0002"
+        )
+        add_ride(
+            cur,
+            103,
+            1,
+            started_at=NOW - timedelta(hours=13),
+            ended_at=NOW - timedelta(hours=12, minutes=50),
+        )
+        add_ride(
+            cur,
+            105,
+            1,
+            started_at=NOW - timedelta(hours=4),
+            ended_at=NOW - timedelta(hours=4) + timedelta(minutes=1),
+        )
+        add_ride(
+            cur, 106, 1, started_at=NOW - timedelta(hours=1), ended_at=NOW - timedelta(minutes=55)
+        )
         cur.execute("INSERT INTO historical.deleted_rides (ride_id) VALUES (106)")
         # Rider 3 and ride 104 only in historical; ride 105 in both (counted once).
         cur.execute("INSERT INTO historical.riders SELECT * FROM daily.riders WHERE user_id = 1")
-        cur.execute("UPDATE historical.riders SET user_id = 3, city = 'Hull', gender = 'other' WHERE user_id = 1")
+        cur.execute(
+            "UPDATE historical.riders SET user_id = 3, city = 'Hull', gender = 'other' WHERE user_id = 1"
+        )
         cur.execute("INSERT INTO historical.riders SELECT * FROM daily.riders WHERE user_id = 1")
-        for ride_id, user, start in ((104, 3, NOW - timedelta(hours=3)), (105, 1, NOW - timedelta(hours=4))):
+        for ride_id, user, start in (
+            (104, 3, NOW - timedelta(hours=3)),
+            (105, 1, NOW - timedelta(hours=4)),
+        ):
             cur.execute(
                 """INSERT INTO historical.rides (ride_id, user_id, bike_serial, started_at, ended_at,
                        duration_s, readings_count, heart_rate_readings)
                    VALUES (%s, %s, 'SN0003', %s, %s, 1200, 1200, 1200)""",
                 (ride_id, user, start, start + timedelta(minutes=20)),
             )
-        for ride_id, start, secs in ((101, NOW - timedelta(hours=2), 600), (102, NOW - timedelta(minutes=5), 290)):
+        for ride_id, start, secs in (
+            (101, NOW - timedelta(hours=2), 600),
+            (102, NOW - timedelta(minutes=5), 290),
+        ):
             frames[ride_id] = readings_frame(ride_id, start, secs, seed=ride_id)
             insert_readings(cur, frames[ride_id])
         add_alert(cur, 101, 1, 1, detected_at=NOW - timedelta(hours=2) + timedelta(minutes=3))
@@ -109,14 +141,20 @@ def test_aggregates_filter_in_memory_and_query_once_per_ttl(
 
 
 def test_settled_buckets_are_not_read_again(
-    pool: ConnectionPool[Connection], data: dict[int, pd.DataFrame], db: psycopg2.extensions.connection
+    pool: ConnectionPool[Connection],
+    data: dict[int, pd.DataFrame],
+    db: psycopg2.extensions.connection,
 ) -> None:
     agg = Aggregates(pool, window_h=12, bucket_min=15, ttl_s=0, now=lambda: NOW)
     first = agg.recent((), ())
     # A reading late into a bucket two hours old is not looked for; one in the live bucket is.
     with db, db.cursor() as cur:
-        insert_readings(cur, readings_frame(101, NOW - timedelta(hours=2), 1, seed=1, first_reading_s=900))
-        insert_readings(cur, readings_frame(102, NOW - timedelta(minutes=5), 1, seed=2, first_reading_s=295))
+        insert_readings(
+            cur, readings_frame(101, NOW - timedelta(hours=2), 1, seed=1, first_reading_s=900)
+        )
+        insert_readings(
+            cur, readings_frame(102, NOW - timedelta(minutes=5), 1, seed=2, first_reading_s=295)
+        )
     second = agg.recent((), ())
     assert agg.buckets.frontier is not None and agg.buckets.frontier > NOW - timedelta(minutes=20)
     old = first.buckets.index(min(first.buckets))
