@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.ingest", "bench.ingest_with_compress", "bench.compress", "bench.alerts"]
+BENCHMARKS = [
+    "bench.ingest",
+    "bench.ingest_with_compress",
+    "bench.compress",
+    "bench.alerts",
+    "bench.dashboard",
+]
 
 
 def main() -> int:

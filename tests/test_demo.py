@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,11 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
 
 def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Path) -> None:
     specs = supervisor.plan(_settings(tmp_path), bikes=7, speed="5", faults=0.01)
-    assert [s.name for s in specs] == ["compress", "alerts", "ingest", "simulator"]
+    assert [s.name for s in specs] == ["compress", "alerts", "dashboard", "ingest", "simulator"]
     assert [s.name for s in supervisor.stop_order(specs)] == [
         "simulator",
         "ingest",
+        "dashboard",
         "alerts",
         "compress",
     ]
@@ -48,13 +50,16 @@ def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Pat
     assert {s.name: s.metrics_port for s in specs} == {
         "compress": None,
         "alerts": 9102,
+        "dashboard": 8050,
         "ingest": 9101,
         "simulator": None,
     }
 
 
 def test_plan_without_alerts(tmp_path: Path) -> None:
-    specs = supervisor.plan(_settings(tmp_path), bikes=1, speed="realtime", faults=0, alerts=False)
+    specs = supervisor.plan(
+        _settings(tmp_path), bikes=1, speed="realtime", faults=0, alerts=False, dashboard=False
+    )
     assert [s.name for s in specs] == ["compress", "ingest", "simulator"]
 
 
@@ -181,7 +186,7 @@ def test_speed_above_real_time_lets_ingest_accept_the_simulated_future() -> None
 
 # --- the real demo: embedded broker and PostgreSQL, every service, Ctrl-C ------------------
 
-ROW = re.compile(r"^  (simulator|ingest|alerts|compress)\s+(\d+)\s", re.MULTILINE)
+ROW = re.compile(r"^  (simulator|ingest|alerts|dashboard|compress)\s+(\d+)\s", re.MULTILINE)
 
 
 def _demo_env(tmp_path: Path) -> dict[str, str]:
@@ -196,6 +201,7 @@ def _demo_env(tmp_path: Path) -> dict[str, str]:
         "EMBEDDED_POSTGRES_PORT": str(infra.free_port()),
         "INGEST_METRICS_PORT": str(infra.free_port()),
         "ALERTS_METRICS_PORT": str(infra.free_port()),
+        "DASHBOARD_PORT": str(infra.free_port()),
         # No AWS credentials from anywhere: alert emails go to the outbox folder.
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
@@ -222,6 +228,19 @@ def _counts(dsn: str) -> dict[str, int]:
         return {}
     finally:
         conn.close()
+
+
+def _answers(url: str, timeout: float = 30.0) -> bool:
+    """Whether the URL answers 200 before the deadline (the dashboard may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 @pytest.mark.slow
@@ -252,12 +271,15 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         while time.monotonic() < deadline and proc.poll() is None:
             pids = {name: int(pid) for name, pid in ROW.findall("".join(out))}
             dsn = _read_dsn(state_dir)
-            counts = _counts(dsn) if dsn and len(pids) == 4 else {}
+            counts = _counts(dsn) if dsn and len(pids) == 5 else {}
             if counts.get("rides") and counts.get("readings"):
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "".join(out) + (tmp_path / "demo.stderr").read_text()
-        assert set(pids) == {"simulator", "ingest", "alerts", "compress"}, "".join(out)
+        assert set(pids) == {"simulator", "ingest", "alerts", "dashboard", "compress"}, "".join(out)
+        url = f"http://127.0.0.1:{env['DASHBOARD_PORT']}/"
+        assert f"dashboard  {url}" in "".join(out)
+        assert _answers(url + "health"), "".join(out)
         assert counts.get("rides") and counts.get("readings"), counts
         assert all(infra.pid_alive(pid) for pid in pids.values())
         broker_pid = int(infra.read_state(state_dir)["broker"]["pid"])  # type: ignore[call-overload]
@@ -273,7 +295,7 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         assert infra.read_state(state_dir) == {}
         assert infra_cli.status(_settings(tmp_path)) == ["kafka     stopped", "postgres  stopped"]
         ports = ("EMBEDDED_KAFKA_PORT", "EMBEDDED_POSTGRES_PORT")
-        for var in (*ports, "INGEST_METRICS_PORT", "ALERTS_METRICS_PORT"):
+        for var in (*ports, "INGEST_METRICS_PORT", "ALERTS_METRICS_PORT", "DASHBOARD_PORT"):
             assert not infra.port_in_use(int(env[var])), var
     finally:
         if proc.poll() is None:

@@ -52,7 +52,7 @@ def board(ctx: Context) -> html.Div:
                 html.Th("Rider"),
                 html.Th("Energy", className="num"),
                 html.Th("Ride time", className="num"),
-                html.Th("Avg power", className="num"),
+                html.Th("Avg power", className="num hide-narrow"),
                 html.Th("Heart rate", className="num hide-narrow"),
             ]
         )
@@ -61,7 +61,7 @@ def board(ctx: Context) -> html.Div:
     more = len(riders) - TOP
     return html.Div(
         [
-            html.Table([head, html.Tbody(rows)], className="board"),
+            html.Div(html.Table([head, html.Tbody(rows)], className="board"), className="scroll"),
             html.P(f"…and {more} more riding now.", className="hint") if more > 0 else None,
         ],
         className="card",
@@ -85,8 +85,10 @@ def _row(rank: int, r: Rider) -> html.Tr:
             html.Td(str(rank), className="rank"),
             html.Td(who),
             html.Td([html.Strong(f"{r.energy_kj:.1f}"), " kJ"], className="num"),
-            html.Td(f"{clock(r.elapsed_s)} min:s", className="num"),
-            html.Td("--" if r.avg_power is None else f"{r.avg_power:.0f} W", className="num"),
+            html.Td([clock(r.elapsed_s), html.Span("min:s", className="unit")], className="num"),
+            html.Td(
+                "--" if r.avg_power is None else f"{r.avg_power:.0f} W", className="num hide-narrow"
+            ),
             html.Td(f"{hr} bpm" + (" ⚠" if r.in_alert else ""), className="num hide-narrow"),
         ],
         className="alerting" if r.in_alert else None,
