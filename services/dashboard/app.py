@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import dash
 from dash import Input, Output, dcc, html
@@ -14,6 +15,7 @@ from flask import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.common.config import Settings
+from services.dashboard.cache import TtlCache
 from services.dashboard.recent import Aggregates
 from services.dashboard.state import Fleet
 
@@ -34,6 +36,14 @@ class Context:
     fleet: Fleet
     aggregates: Aggregates | None
     wall: Callable[[], float] = field(default=time.time)
+    memo: dict[str, TtlCache] = field(default_factory=dict)
+
+    def shared(self, name: str, ttl_s: float, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """A page's output computed once per `ttl_s` for every viewer asking the same thing."""
+        cache = self.memo.get(name)
+        if cache is None:
+            cache = self.memo.setdefault(name, TtlCache(ttl_s))
+        return cache.get(key, compute)
 
     def now(self) -> float:
         """Wall-clock seconds (broker timestamps are wall-clock too)."""

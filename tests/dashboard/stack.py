@@ -47,15 +47,8 @@ class Stack:
 
     def start_dashboard(self, idle_s: float = 30.0, **env: str) -> str:
         port = infra.free_port()
-        self.start(
-            "dashboard",
-            "dashboard",
-            "--port",
-            str(port),
-            DASHBOARD_IDLE_S=str(idle_s),
-            DASHBOARD_CACHE_S="1",
-            **env,
-        )
+        settings = {"DASHBOARD_IDLE_S": str(idle_s), "DASHBOARD_CACHE_S": "1"} | env
+        self.start("dashboard", "dashboard", "--port", str(port), **settings)
         self.dashboard_url = f"http://127.0.0.1:{port}"
         wait_http(self.dashboard_url + "/health", self)
         return self.dashboard_url

@@ -31,7 +31,9 @@ def register(app: dash.Dash, ctx: Context) -> None:
 
     @app.callback(Output("leaderboard", "children"), Input("leaderboard-tick", "n_intervals"))
     def tick(_n: int | None) -> html.Div:
-        return board(ctx)
+        # Every viewer sees the same board: build it once per half refresh, not per viewer.
+        ttl = ctx.settings.dashboard_refresh_ms / 2000
+        return ctx.shared("leaderboard", ttl, None, lambda: board(ctx))
 
 
 def board(ctx: Context) -> html.Div:

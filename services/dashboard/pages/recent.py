@@ -68,7 +68,9 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Input("recent-brackets-filter", "value"),
     )
     def tick(_n: int | None, genders: list[str] | None, brackets: list[str] | None) -> tuple:
-        return figures(ctx, genders or [], brackets or [])
+        key = (tuple(sorted(genders or [])), tuple(sorted(brackets or [])))
+        ttl = ctx.settings.dashboard_cache_s
+        return ctx.shared("recent", ttl, key, lambda: figures(ctx, list(key[0]), list(key[1])))
 
 
 def figures(ctx: Context, genders: list[str], brackets: list[str]) -> tuple[Any, ...]:
