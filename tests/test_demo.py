@@ -34,20 +34,23 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
 
 def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Path) -> None:
     specs = supervisor.plan(_settings(tmp_path), bikes=7, speed="5", faults=0.01)
-    assert [s.name for s in specs] == ["compress", "alerts", "dashboard", "ingest", "simulator"]
+    names = ["api", "compress", "alerts", "dashboard", "ingest", "simulator"]
+    assert [s.name for s in specs] == names
     assert [s.name for s in supervisor.stop_order(specs)] == [
         "simulator",
         "ingest",
         "dashboard",
         "alerts",
         "compress",
+        "api",
     ]
     sim = specs[-1].args
     assert sim[0] == "simulate"
     assert sim[sim.index("--rides") + 1] == "0"  # rides for ever
     assert sim[sim.index("--bikes") + 1] == "7" and sim[sim.index("--speed") + 1] == "5"
-    assert specs[0].args == ("compress", "--loop")
+    assert specs[1].args == ("compress", "--loop")
     assert {s.name: s.metrics_port for s in specs} == {
+        "api": 8000,
         "compress": None,
         "alerts": 9102,
         "dashboard": 8050,
@@ -60,7 +63,7 @@ def test_plan_without_alerts(tmp_path: Path) -> None:
     specs = supervisor.plan(
         _settings(tmp_path), bikes=1, speed="realtime", faults=0, alerts=False, dashboard=False
     )
-    assert [s.name for s in specs] == ["compress", "ingest", "simulator"]
+    assert [s.name for s in specs] == ["api", "compress", "ingest", "simulator"]
 
 
 def test_preflight_refuses_a_metrics_port_in_use(tmp_path: Path) -> None:
@@ -186,7 +189,8 @@ def test_speed_above_real_time_lets_ingest_accept_the_simulated_future() -> None
 
 # --- the real demo: embedded broker and PostgreSQL, every service, Ctrl-C ------------------
 
-ROW = re.compile(r"^  (simulator|ingest|alerts|dashboard|compress)\s+(\d+)\s", re.MULTILINE)
+ROW = re.compile(r"^  (simulator|ingest|alerts|dashboard|compress|api)\s+(\d+)\s", re.MULTILINE)
+API_LINE = re.compile(r"^  api +(http://\S+)  key (\S+)", re.MULTILINE)
 
 
 def _demo_env(tmp_path: Path) -> dict[str, str]:
@@ -202,11 +206,28 @@ def _demo_env(tmp_path: Path) -> dict[str, str]:
         "INGEST_METRICS_PORT": str(infra.free_port()),
         "ALERTS_METRICS_PORT": str(infra.free_port()),
         "DASHBOARD_PORT": str(infra.free_port()),
+        "API_PORT": str(infra.free_port()),
         # No AWS credentials from anywhere: alert emails go to the outbox folder.
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+def _wait_for_rides(url: str, token: str) -> None:
+    """The rider's view through the API: today's rides, once the API has started."""
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            r = httpx.get(f"{url}/daily", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            if r.status_code == 200 and r.json()["items"]:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the demo's API did not answer with rides"
+        time.sleep(0.5)
 
 
 def _read_dsn(state_dir: Path) -> str | None:
@@ -271,16 +292,22 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         while time.monotonic() < deadline and proc.poll() is None:
             pids = {name: int(pid) for name, pid in ROW.findall("".join(out))}
             dsn = _read_dsn(state_dir)
-            counts = _counts(dsn) if dsn and len(pids) == 5 else {}
+            counts = _counts(dsn) if dsn and len(pids) == 6 else {}
             if counts.get("rides") and counts.get("readings"):
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "".join(out) + (tmp_path / "demo.stderr").read_text()
-        assert set(pids) == {"simulator", "ingest", "alerts", "dashboard", "compress"}, "".join(out)
-        url = f"http://127.0.0.1:{env['DASHBOARD_PORT']}/"
-        assert f"dashboard  {url}" in "".join(out)
-        assert _answers(url + "health"), "".join(out)
+        services = {"simulator", "ingest", "alerts", "dashboard", "compress", "api"}
+        assert set(pids) == services, "".join(out)
+        dashboard = f"http://127.0.0.1:{env['DASHBOARD_PORT']}/"
+        assert f"dashboard  {dashboard}" in "".join(out)
+        assert _answers(dashboard + "health"), "".join(out)
         assert counts.get("rides") and counts.get("readings"), counts
+        # The printed API answers with the printed key.
+        api = API_LINE.search("".join(out))
+        assert api is not None, "".join(out)
+        url, token = api.groups()
+        _wait_for_rides(url, token)
         assert all(infra.pid_alive(pid) for pid in pids.values())
         broker_pid = int(infra.read_state(state_dir)["broker"]["pid"])  # type: ignore[call-overload]
 
@@ -295,7 +322,13 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         assert infra.read_state(state_dir) == {}
         assert infra_cli.status(_settings(tmp_path)) == ["kafka     stopped", "postgres  stopped"]
         ports = ("EMBEDDED_KAFKA_PORT", "EMBEDDED_POSTGRES_PORT")
-        for var in (*ports, "INGEST_METRICS_PORT", "ALERTS_METRICS_PORT", "DASHBOARD_PORT"):
+        for var in (
+            *ports,
+            "INGEST_METRICS_PORT",
+            "ALERTS_METRICS_PORT",
+            "DASHBOARD_PORT",
+            "API_PORT",
+        ):
             assert not infra.port_in_use(int(env[var])), var
     finally:
         if proc.poll() is None:

@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     dashboard_cache_s: float = Field(default=5.0, ge=0)  # shared cache of database aggregates
     dashboard_bucket_minutes: int = Field(default=15, ge=1)  # recent-rides time-series step
 
+    # REST API.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_pool_size: int = Field(default=8, ge=1)  # connections the API holds open at most
+    api_rate_limit_per_s: float = Field(default=50.0, ge=0)  # per key; 0 turns the limit off
+    api_rate_limit_burst: int = Field(default=100, ge=1)  # requests a key may send at once
+    api_key_cache_s: float = Field(default=5.0, ge=0)  # a revoked key works at most this long
+
     def require_kafka(self) -> str:
         """The bootstrap servers, or a clear error telling the user how to get them."""
         if not self.kafka_bootstrap_servers:

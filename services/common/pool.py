@@ -55,6 +55,15 @@ def read_only(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
 
 
 @contextmanager
+def read_write(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
+    """A pooled connection inside one read-write transaction (the few writes readers make)."""
+    with pool.connection() as conn:
+        conn.read_only = False  # the setting stays on a pooled connection: reset it
+        with conn.transaction():
+            yield conn
+
+
+@contextmanager
 def read_only_connection(
     dsn: str, *, application_name: str = "deloton-reader"
 ) -> Iterator[Connection]:

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         settings.kafka_bootstrap_servers = env["KAFKA_BOOTSTRAP_SERVERS"]
         settings.database_url = SecretStr(env["DATABASE_URL"])
         _migrate(settings)
+        api_key = _demo_api_key(settings) if any(s.name == "api" for s in specs) else None
         notes = speed_notes(args.speed)
         child_env = os.environ | env | {"PYTHONUNBUFFERED": "1"} | speed_env(args.speed)
         for spec in specs:
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 supervisor.start(spec, argv, env=child_env, log_dir=settings.state_dir / "logs")
             )
         if not signals.requested.is_set():
-            code = _supervise(started, settings, args, signals, notes)
+            code = _supervise(started, settings, args, signals, notes, api_key)
     finally:
         if started:
             _say("stopping the services (Ctrl-C again kills them at once) ...")
@@ -112,14 +113,9 @@ def preflight(specs: list[supervisor.Spec]) -> None:
     """Fail before starting anything when a service could not start."""
     for spec in specs:
         if spec.metrics_port and infra.port_in_use(spec.metrics_port):
-            if spec.name == "dashboard":
-                raise ConfigError(
-                    f"the dashboard's port {spec.metrics_port} is already in use: set "
-                    "DASHBOARD_PORT or pass --no-dashboard"
-                )
-            var = f"{spec.name.upper()}_METRICS_PORT"
+            var = spec.port_var or f"{spec.name.upper()}_METRICS_PORT"
             raise ConfigError(
-                f"{spec.name}'s metrics port {spec.metrics_port} is already in use: set {var}"
+                f"{spec.name}'s port {spec.metrics_port} is already in use: set {var}"
             )
     if any(s.name == "alerts" for s in specs) and importlib.util.find_spec("faust") is None:
         raise ConfigError(
@@ -139,6 +135,7 @@ def _supervise(
     args: argparse.Namespace,
     signals: _Signals,
     notes: list[str],
+    api_key: tuple[str, str] | None = None,
 ) -> int:
     """Print the table, then progress lines until a signal (0) or a child exits (1)."""
     email = _email(settings) if not args.no_alerts else "off (--no-alerts)"
@@ -153,6 +150,7 @@ def _supervise(
             down=args.down,
             tick_s=TICK_S,
             notes=notes,
+            api=_api_line(settings, api_key) if api_key else None,
         )
     )
     if any(c.name == "dashboard" for c in started):
@@ -182,6 +180,31 @@ def _migrate(settings: Settings) -> None:
     finally:
         conn.close()
     _say(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+
+
+def _demo_api_key(settings: Settings) -> tuple[str, str]:
+    """A fresh key with every scope for this demo run: (name, token); names are never reused."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from services.api import keys
+
+    name = f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    with psycopg.connect(
+        settings.require_database(), connect_timeout=10, row_factory=dict_row
+    ) as conn:
+        token = keys.create(conn, name=name, scopes="read,pii,admin")
+    return name, token
+
+
+def _api_line(settings: Settings, key: tuple[str, str]) -> str:
+    """Where the API runs and the demo key, with a request to paste."""
+    name, token = key
+    url = f"http://localhost:{settings.api_port}"
+    return (
+        f"{url}  key {token}  (read,pii,admin; `deloton api-key revoke {name}`)\n"
+        f"             try: curl -H 'Authorization: Bearer {token}' {url}/daily"
+    )
 
 
 # Above real time the simulated clock runs ahead of the wall clock; ingest must accept that.

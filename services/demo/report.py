@@ -18,6 +18,7 @@ def table(
     down: bool,
     tick_s: float,
     notes: Sequence[str] = (),
+    api: str | None = None,
 ) -> str:
     """The summary printed once everything runs; `database` must already be redacted."""
     after = "then the broker and database" if down else "the broker and database keep running"
@@ -33,6 +34,7 @@ def table(
         f"  kafka      {kafka}",
         f"  database   {database}",
         f"  email      {email}",
+        *([f"  api        {api}"] if api else []),
         "",
         *(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows),
         "",

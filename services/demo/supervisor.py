@@ -32,6 +32,7 @@ class Spec:
     args: tuple[str, ...]
     metrics_port: int | None = None
     note: str = ""
+    port_var: str = ""  # the setting that moves metrics_port, when not <NAME>_METRICS_PORT
 
 
 @dataclass
@@ -64,15 +65,30 @@ def plan(
     """The services in start order: each consumer before what feeds it, the simulator last."""
     specs = [
         Spec(
+            "api",
+            ("api",),
+            settings.api_port,
+            note=f"REST API: http://localhost:{settings.api_port}/docs",
+            port_var="API_PORT",
+        ),
+        Spec(
             "compress", ("compress", "--loop"), note=f"runs every {settings.compress_interval_s} s"
-        )
+        ),
     ]
     if alerts:
         specs.append(Spec("alerts", ("alerts",), settings.alerts_metrics_port))
     if dashboard:
         # The dashboard serves /metrics on its own port, beside the pages.
         url = dashboard_url(settings)
-        specs.append(Spec("dashboard", ("dashboard",), settings.dashboard_port, note=f"open {url}"))
+        specs.append(
+            Spec(
+                "dashboard",
+                ("dashboard",),
+                settings.dashboard_port,
+                note=f"open {url}",
+                port_var="DASHBOARD_PORT",
+            )
+        )
     specs.append(Spec("ingest", ("ingest",), settings.ingest_metrics_port))
     simulate = ("simulate", "--bikes", str(bikes), "--speed", speed, "--rides", "0")
     specs.append(Spec("simulator", (*simulate, "--faults", str(faults))))

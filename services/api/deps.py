@@ -1,0 +1,112 @@
+"""Request dependencies: a pooled read-only connection, the calling key, its scope and rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.api import repository
+from services.api.auth import ApiKey, KeyCache, bearer_token, token_hash
+from services.api.errors import ApiError
+from services.api.ratelimit import RateLimiter, retry_after_header
+from services.common import pool
+from services.common.pool import Connection, ConnectionPool
+
+_bearer = HTTPBearer(auto_error=False, description="an API key from `deloton api-key create`")
+
+
+def get_pool(request: Request) -> ConnectionPool[Connection]:
+    """The application's connection pool."""
+    readers: ConnectionPool[Connection] = request.app.state.pool
+    return readers
+
+
+def read_conn(request: Request) -> Iterator[Connection]:
+    """A pooled connection in one READ ONLY transaction for the request."""
+    with pool.read_only(get_pool(request)) as conn:
+        yield conn
+
+
+ReadConn = Annotated[Connection, Depends(read_conn)]
+
+
+def _lookup(request: Request, token: str) -> ApiKey | None:
+    cache: KeyCache = request.app.state.keys
+    digest = token_hash(token)
+    cached, key = cache.get(digest)
+    if not cached:
+        with pool.read_only(get_pool(request)) as conn:
+            key = repository.find_key(conn, token_hash=digest)
+        cache.put(digest, key)
+    return key
+
+
+class Authorized:
+    """The calling key, checked for existence, rate and `scope` (401, 429, 403)."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ApiKey:
+        header = request.headers.get("authorization")
+        token = bearer_token(header)
+        if token is None:
+            raise ApiError(
+                401, "unauthorized", "send an API key as `Authorization: Bearer <key>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+        key = _lookup(request, token)
+        if key is None:
+            raise ApiError(
+                401, "unauthorized", "unknown or revoked API key",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )  # fmt: skip
+        limiter: RateLimiter = request.app.state.limiter
+        wait = limiter.acquire(key.key_id)
+        if wait > 0:
+            raise ApiError(
+                429, "rate_limited", "too many requests for this key",
+                headers={"Retry-After": retry_after_header(wait)},
+            )  # fmt: skip
+        if not key.allows(self.scope):
+            raise ApiError(403, "forbidden", f"this route needs the `{self.scope}` scope")
+        return key
+
+
+ReadKey = Annotated[ApiKey, Depends(Authorized("read"))]
+AdminKey = Annotated[ApiKey, Depends(Authorized("admin"))]
+
+
+def _allowed_query(route: APIRoute) -> frozenset[str]:
+    allowed: frozenset[str] | None = getattr(route, "_allowed_query", None)
+    if allowed is None:
+        allowed = frozenset(_query_names(route.dependant))
+        route._allowed_query = allowed  # type: ignore[attr-defined]
+    return allowed
+
+
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    for param in dependant.query_params:
+        yield param.alias
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
+
+
+def no_unknown_query(request: Request) -> None:
+    """400 for a query parameter the route does not take (a typo must not pass silently)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params.keys()) - _allowed_query(route))
+    if unknown:
+        shown = ", ".join(u[:40] for u in unknown[:5])
+        raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {shown}")

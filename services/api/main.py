@@ -1,0 +1,67 @@
+"""The application factory: settings and a pool in, a FastAPI app out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from services.api import errors
+from services.api.auth import KeyCache
+from services.api.deps import no_unknown_query
+from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
+from services.api.ratelimit import RateLimiter
+from services.api.routes import daily, health, riders, rides
+from services.common import pool
+from services.common.config import Settings
+from services.common.pool import Connection, ConnectionPool
+
+DESCRIPTION = """
+Rides and riders of the Deloton fleet, live and historical.
+
+Send an API key as `Authorization: Bearer <key>` (`deloton api-key create`). Scopes: `read`
+for every GET, `pii` to see riders' personal data (audited), `admin` to delete rides
+(audited). Errors are JSON: `{"code": ..., "detail": ..., "errors": [...]}`.
+"""
+
+
+def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None = None) -> FastAPI:
+    """The API. Without `readers` it opens its own pool at startup and closes it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = readers is None
+        app.state.pool = readers or pool.open_pool(
+            settings.require_database(),
+            min_size=min(2, settings.api_pool_size),
+            max_size=settings.api_pool_size,
+            application_name="deloton-api",
+            timeout_s=5.0,
+        )
+        try:
+            yield
+        finally:
+            if own:
+                app.state.pool.close()
+
+    app = FastAPI(
+        title="Deloton Stream API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        dependencies=[Depends(no_unknown_query)],
+    )
+    app.state.settings = settings
+    app.state.keys = KeyCache(settings.api_key_cache_s)
+    app.state.limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
+    app.state.metrics = Metrics()
+    if readers is not None:
+        app.state.pool = readers
+    errors.install(app)
+    for module in (rides, riders, daily, health):
+        app.include_router(module.router)
+    app.add_middleware(PathHygiene)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all
+    return app

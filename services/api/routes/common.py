@@ -1,0 +1,58 @@
+"""Query parameters and conversions shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+
+from services.api import schemas
+from services.common.reads.rides import Ride
+
+BIGINT_MAX = 2**63 - 1
+PAGE_MAX = 500
+OFFSET_MAX = 100_000
+RideId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="ride id", examples=[42])]
+UserId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="rider's user_id", examples=[5124])]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")]
+
+
+def ride_out(ride: Ride, readings: schemas.ReadingsPage | None = None) -> schemas.RideOut:
+    """The response model of a ride read from the shared read layer."""
+    s = ride.summary
+    return schemas.RideOut(
+        ride_id=ride.ride_id,
+        user_id=ride.user_id,
+        bike_serial=ride.bike_serial,
+        model=ride.model,
+        started_at=ride.started_at,
+        ended_at=ride.ended_at,
+        duration_s=ride.duration_s,
+        in_progress=ride.in_progress,
+        summarised=ride.summarised,
+        summary=schemas.RideSummaryOut(
+            readings_count=s.readings_count,
+            heart_rate_readings=s.heart_rate_readings,
+            avg_heart_rate=s.avg_heart_rate,
+            max_heart_rate=s.max_heart_rate,
+            avg_power=s.avg_power,
+            max_power=s.max_power,
+            total_energy_kj=s.total_energy_kj,
+            avg_rpm=s.avg_rpm,
+            avg_resistance=s.avg_resistance,
+            alert_count=s.alert_count,
+        ),
+        readings=readings,
+    )
+
+
+def page_of(rides: list[Ride], *, limit: int, offset: int) -> dict[str, object]:
+    """The fields of a RidePage."""
+    more = len(rides) == limit and offset + limit <= OFFSET_MAX
+    return {
+        "items": [ride_out(r) for r in rides],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if more else None,
+    }

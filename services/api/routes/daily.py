@@ -1,0 +1,95 @@
+"""/daily, /leaderboard and /city/{city}: rides of a day, rankings, rides in a city."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from services.api import schemas
+from services.api.deps import ReadConn, ReadKey
+from services.api.errors import documented
+from services.api.routes.common import Limit, Offset, page_of
+from services.common.reads import riders, rides
+
+router = APIRouter(tags=["rides"])
+
+
+@router.get(
+    "/daily",
+    response_model=schemas.DailyRides,
+    responses=documented(400, 401, 403, 414, 422, 429, 503),
+    summary="Rides in progress or completed on a day",
+)
+def get_daily(
+    conn: ReadConn,
+    _key: ReadKey,
+    day: Annotated[
+        date | None, Query(alias="date", description="YYYY-MM-DD, UTC; default today")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> schemas.DailyRides:
+    """Every ride with any part in that UTC day, oldest first, paginated."""
+    day = day if day is not None else datetime.now(UTC).date()
+    found = rides.rides_of_day(conn, day=day, limit=limit, offset=offset)
+    return schemas.DailyRides.model_validate(
+        {**page_of(found, limit=limit, offset=offset), "date": day}
+    )
+
+
+@router.get(
+    "/leaderboard",
+    response_model=schemas.Leaderboard,
+    responses=documented(400, 401, 403, 414, 422, 429, 503),
+    summary="Riders ranked",
+    tags=["riders"],
+)
+def get_leaderboard(
+    conn: ReadConn,
+    _key: ReadKey,
+    by: Annotated[riders.LeaderboardBy, Query(description="the figure to rank by")] = "rides",
+    since: Annotated[
+        date | None, Query(description="only rides started on or after this UTC day")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> schemas.Leaderboard:
+    """Riders by number of rides, total or longest ride time, maximum power or energy, over
+    their summarised rides; ties go to the lower user_id."""
+    entries = riders.leaderboard(conn, by=by, since=since, limit=limit)
+    return schemas.Leaderboard(
+        by=by,
+        since=since,
+        limit=limit,
+        entries=[schemas.LeaderboardEntryOut(**vars(e)) for e in entries],
+    )
+
+
+@router.get(
+    "/city/{city}",
+    response_model=schemas.CityRides,
+    responses=documented(400, 401, 403, 414, 422, 429, 503),
+    summary="Rides of riders living in a city",
+)
+def get_city(
+    conn: ReadConn,
+    _key: ReadKey,
+    city: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=100,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="case- and accent-insensitive",
+            examples=["Leeds"],
+        ),
+    ],
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> schemas.CityRides:
+    """Newest first, paginated; an unknown city is an empty page."""
+    found = rides.rides_in_city(conn, city=city, limit=limit, offset=offset)
+    return schemas.CityRides.model_validate(
+        {**page_of(found, limit=limit, offset=offset), "city": city}
+    )

@@ -1,0 +1,100 @@
+"""/rider/{user_id}: a rider (personal data only with the pii scope), their rides and time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+
+from services.api import repository, schemas
+from services.api.deps import ReadConn, ReadKey, get_pool
+from services.api.errors import ApiError, documented
+from services.api.routes.common import Limit, Offset, UserId, page_of
+from services.common import pool
+from services.common.ages import age_bracket, age_on
+from services.common.reads import riders, rides
+
+router = APIRouter(tags=["riders"])
+
+
+@router.get(
+    "/rider/{user_id}",
+    response_model=schemas.RiderOut,
+    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
+    summary="A rider, their number of rides, average heart rate and riding time",
+)
+def get_rider(request: Request, user_id: UserId, conn: ReadConn, key: ReadKey) -> schemas.RiderOut:
+    """Without the `pii` scope: no name, email, address, postcode or date of birth (an age
+    bracket instead). With it, all of them, and the read is written to the audit trail."""
+    rider = riders.get_rider(conn, user_id=user_id)
+    if rider is None:
+        raise ApiError(404, "not_found", f"no rider {user_id}")
+    stats = riders.rider_stats(conn, user_id=user_id)
+    age = age_on(rider.date_of_birth, datetime.now(UTC).date())
+    personal = None
+    if key.allows("pii"):
+        # Audited before the data leaves: no audit row, no personal data.
+        with pool.read_write(get_pool(request)) as wconn:
+            repository.audit(
+                wconn, key=key, action="pii_read", route="GET /rider/{user_id}",
+                resource_id=str(user_id),
+            )  # fmt: skip
+        personal = schemas.PersonalDetails(
+            title=rider.title,
+            first_name=rider.first_name,
+            last_name=rider.last_name,
+            email_address=rider.email_address,
+            address_line=rider.address_line,
+            postcode=rider.postcode,
+            date_of_birth=rider.date_of_birth,
+            age=age,
+        )
+    return schemas.RiderOut(
+        user_id=rider.user_id,
+        gender=rider.gender,  # type: ignore[arg-type]  # CHECK constraint: male|female|other
+        age_bracket=age_bracket(age),
+        city=rider.city,
+        height_cm=rider.height_cm,
+        weight_kg=rider.weight_kg,
+        account_created_at=rider.account_created_at,
+        original_source=rider.original_source,
+        rides=stats.rides,
+        avg_heart_rate=stats.avg_heart_rate,
+        total_duration_s=stats.total_duration_s,
+        personal=personal,
+    )
+
+
+def _known(conn: ReadConn, user_id: int) -> None:
+    if riders.get_rider(conn, user_id=user_id) is None:
+        raise ApiError(404, "not_found", f"no rider {user_id}")
+
+
+@router.get(
+    "/rider/{user_id}/rides",
+    response_model=schemas.RidePage,
+    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
+    summary="A rider's rides, newest first",
+)
+def get_rider_rides(
+    user_id: UserId, conn: ReadConn, _key: ReadKey, limit: Limit = 50, offset: Offset = 0
+) -> schemas.RidePage:
+    """Paginated with limit/offset; `next_offset` is null on the last page."""
+    _known(conn, user_id)
+    found = rides.rides_of_rider(conn, user_id=user_id, limit=limit, offset=offset)
+    return schemas.RidePage.model_validate(page_of(found, limit=limit, offset=offset))
+
+
+@router.get(
+    "/rider/{user_id}/duration",
+    response_model=schemas.RiderDuration,
+    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
+    summary="A rider's total riding time",
+)
+def get_rider_duration(user_id: UserId, conn: ReadConn, _key: ReadKey) -> schemas.RiderDuration:
+    """Seconds over all of the rider's rides (in progress ones up to their latest reading)."""
+    _known(conn, user_id)
+    stats = riders.rider_stats(conn, user_id=user_id)
+    return schemas.RiderDuration(
+        user_id=user_id, total_duration_s=stats.total_duration_s, rides=stats.rides
+    )

@@ -1,0 +1,97 @@
+"""/ride/{ride_id}: one ride, its duration, and its deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.api import repository, schemas
+from services.api.deps import AdminKey, ReadConn, ReadKey, get_pool
+from services.api.errors import ApiError, documented
+from services.api.routes.common import RideId, ride_out
+from services.common import pool
+from services.common.reads import rides
+
+router = APIRouter(tags=["rides"])
+READINGS_MAX = 1000
+
+
+@router.get(
+    "/ride/{ride_id}",
+    response_model=schemas.RideOut,
+    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
+    summary="A ride and its summary",
+)
+def get_ride(
+    ride_id: RideId,
+    conn: ReadConn,
+    _key: ReadKey,
+    expanded: Annotated[
+        bool, Query(description="add the per-second readings still held in daily")
+    ] = False,
+    after: Annotated[
+        int | None,
+        Query(ge=-1, le=2**31 - 1, description="with expanded: readings after this elapsed_s"),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=READINGS_MAX, description="with expanded: readings per page")
+    ] = 500,
+) -> schemas.RideOut:
+    """Start, end (null while in progress), duration, rider, bike and summary of a ride."""
+    ride = rides.get_ride(conn, ride_id=ride_id)
+    if ride is None:
+        raise ApiError(404, "not_found", f"no ride {ride_id}")
+    page = None
+    if expanded:
+        items = rides.ride_readings(conn, ride_id=ride_id, after_elapsed_s=after, limit=limit)
+        page = schemas.ReadingsPage(
+            items=[schemas.ReadingOut(**vars(r)) for r in items],
+            limit=limit,
+            next_after=items[-1].elapsed_s if len(items) == limit else None,
+        )
+    return ride_out(ride, page)
+
+
+@router.get(
+    "/ride/{ride_id}/duration",
+    response_model=schemas.RideDuration,
+    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
+    summary="How long a ride lasted",
+)
+def get_ride_duration(ride_id: RideId, conn: ReadConn, _key: ReadKey) -> schemas.RideDuration:
+    """Seconds from start to end (to the latest reading while the ride is in progress)."""
+    ride = rides.get_ride(conn, ride_id=ride_id)
+    if ride is None:
+        raise ApiError(404, "not_found", f"no ride {ride_id}")
+    return schemas.RideDuration(
+        ride_id=ride.ride_id, duration_s=ride.duration_s, in_progress=ride.in_progress
+    )
+
+
+@router.delete(
+    "/ride/{ride_id}",
+    response_model=schemas.DeletedRide,
+    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
+    summary="Delete a ride everywhere (admin)",
+)
+def delete_ride(request: Request, ride_id: RideId, key: AdminKey) -> schemas.DeletedRide:
+    """Remove the ride, its readings and summary from both schemas; a tombstone keeps it gone.
+
+    Needs the `admin` scope; audited. A second call answers 404.
+    """
+    with pool.read_write(get_pool(request)) as conn:
+        ride = rides.get_ride(conn, ride_id=ride_id)
+        if ride is None or not repository.tombstone_ride(conn, ride_id=ride_id):
+            raise ApiError(404, "not_found", f"no ride {ride_id}")
+        gone = repository.delete_ride_rows(conn, ride_id=ride_id, started_at=ride.started_at)
+        repository.audit(
+            conn, key=key, action="delete", route="DELETE /ride/{ride_id}", resource_id=str(ride_id)
+        )
+    return schemas.DeletedRide(
+        ride=ride_out(ride),
+        summary_deleted=gone.summary,
+        daily_ride_deleted=gone.daily_ride,
+        readings_deleted=gone.readings,
+        alerts_deleted=gone.alerts,
+    )
