@@ -193,8 +193,8 @@ class Fleet:
         ride_id = int(doc["ride_id"])
         if ride_id in self.by_ride:
             return  # a replayed announcement
-        # Older ingest nests the rider; the slim event carries the fields at the top level.
-        who = doc.get("rider") or doc
+        # Only the slim rider's fields are read: user_id, first_name, gender, date_of_birth.
+        who = doc["rider"]
         gender = who["gender"] if who["gender"] in ("male", "female") else "other"
         dob = date.fromisoformat(who["date_of_birth"])
         started = ts(doc["started_at"])

@@ -28,7 +28,7 @@ LOW = "#5a4fcf"
 
 def zones(limits: Limits) -> list[Zone]:
     """The five zones for this rider's safe maximum."""
-    edges = [s * limits.high for s in ZONE_STARTS] + [float(limits.high)]
+    edges = [round(s * limits.high, 6) for s in ZONE_STARTS] + [float(limits.high)]
     return [Zone(i + 1, ZONE_NAMES[i], ZONE_COLOURS[i], edges[i], edges[i + 1]) for i in range(5)]
 
 
@@ -56,3 +56,8 @@ def clock(seconds: float) -> str:
 def gender_label(gender: str) -> str:
     """Male, Female or Other."""
     return gender.capitalize() if gender in ("male", "female") else "Other"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 ride', '2 rides'."""
+    return word if n == 1 else word + "s"

@@ -26,7 +26,8 @@ def started(
     at: datetime = T0,
     slim: bool = True,
 ) -> dict[str, Any]:
-    """A ride_started event: the slim shape (flat rider fields) or ingest's nested one."""
+    """A ride_started event: the slim rider (what the dashboard may rely on) or the full one
+    ingest published before personal data was trimmed from the events."""
     rider = {
         "user_id": user_id,
         "first_name": first_name,
@@ -41,8 +42,9 @@ def started(
         "started_at": iso(at),
     }
     if slim:
-        return head | rider
-    return head | {"rider": rider | {"last_name": "L", "title": None, "email_address": None}}
+        return head | {"rider": rider}
+    extra = {"last_name": "L", "title": None, "email_address": "a@b.example", "city": "Leeds"}
+    return head | {"rider": rider | extra}
 
 
 def reading(

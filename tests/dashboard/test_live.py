@@ -69,7 +69,7 @@ def test_feed_builds_the_ride_from_the_slim_events(
     assert feed.fleet.riders(later, today) == []
 
 
-def test_the_nested_rider_of_older_events_is_read_too(
+def test_the_full_rider_of_older_events_is_read_too(
     kafka_settings: Settings, producer: Producer, feed: Feed
 ) -> None:
     ev.send(

@@ -6,6 +6,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from services.dashboard.app import Context
+from services.dashboard.zones import plural
 
 REFRESH_MS = 5_000
 
@@ -42,14 +43,14 @@ def _card(label: str, value: str, unit: str) -> html.Div:
 def cards(ctx: Context) -> html.Div:
     """The fleet's numbers; today is the UTC day."""
     in_use, seen = ctx.fleet.counts(ctx.now())
-    tiles = [_card("Bikes in use now", str(in_use), f"of {seen} bikes")]
+    tiles = [_card("Bikes in use now", str(in_use), f"of {seen} {plural(seen, 'bike')}")]
     cities: html.Div | None = None
     if ctx.aggregates is not None:
         day = ctx.aggregates.fleet_day()
         tiles += [
-            _card("Riders today", str(day.riders), "riders"),
-            _card("Rides today", str(day.rides), "rides"),
-            _card("Heart-rate alerts today", str(day.alerts), "alerts"),
+            _card("Riders today", str(day.riders), plural(day.riders, "rider")),
+            _card("Rides today", str(day.rides), plural(day.rides, "ride")),
+            _card("Heart-rate alerts today", str(day.alerts), plural(day.alerts, "alert")),
         ]
         if day.cities:
             cities = html.Div(
@@ -57,7 +58,12 @@ def cards(ctx: Context) -> html.Div:
                     html.H2("Busiest cities today"),
                     html.Ol(
                         [
-                            html.Li([html.Span(city), html.Span(f"{n} riders", className="hint")])
+                            html.Li(
+                                [
+                                    html.Span(city),
+                                    html.Span(f"{n} {plural(n, 'rider')}", className="hint"),
+                                ]
+                            )
                             for city, n in day.cities
                         ],
                         className="cities",
