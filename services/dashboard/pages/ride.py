@@ -76,16 +76,22 @@ def _blank() -> dict[str, Any]:
     return {"data": [], "layout": {"height": 260}}
 
 
-def _options(ctx: Context, selected: str | None) -> list[dict[str, str]]:
+def _in_use(ctx: Context) -> list[dict[str, str]]:
     riders = ctx.fleet.riders(ctx.now(), ctx.today())
     riders.sort(key=lambda r: r.bike_serial)
-    opts = [
+    return [
         {
             "label": f"{r.bike_serial} · {r.first_name}, {clock(r.elapsed_s)} ridden",
             "value": r.bike_serial,
         }
         for r in riders
     ]
+
+
+def _options(ctx: Context, selected: str | None) -> list[dict[str, str]]:
+    # The same list for every viewer: built once per refresh period, not once per viewer.
+    ttl = OPTIONS_MS / 2000
+    opts = list(ctx.shared("bike-options", ttl, None, lambda: _in_use(ctx)))
     if selected and all(o["value"] != selected for o in opts):
         opts.insert(0, {"label": f"{selected} · not in use", "value": selected})
     return opts
