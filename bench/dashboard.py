@@ -6,7 +6,7 @@ A simulated fleet rides in real time through a real `deloton ingest` into a real
 1. Produce-to-screen latency: the bench hands each Telemetry line (the line that completes a
    reading) to the producer and notes the wall time per (bike, elapsed second); headless
    Chromium opens the current-ride page of a few bikes and a MutationObserver notes when each
-   elapsed second first appears in the DOM (`data-elapsed`). Same machine, same clock.
+   ride time (m:ss) first appears in the DOM. Same machine, same clock.
 2. Server time per refresh callback: POSTs to Dash's callback endpoint, as the page makes
    them, timed from a separate thread pool over loopback (p50 / p99).
 3. Viewers: 1 then 50 concurrent viewers (each: the current-ride tick and the leaderboard
@@ -49,7 +49,7 @@ OBSERVER = """
   const note = () => {
     const el = document.querySelector('#ride-elapsed');
     if (!el) return;
-    const e = el.dataset.elapsed;
+    const e = el.textContent.split(':').reduce((a, b) => a * 60 + Number(b), 0);
     if (!(e in window.__seen)) window.__seen[e] = Date.now();
   };
   new MutationObserver(note).observe(document.body, {subtree: true, childList: true,

@@ -105,6 +105,14 @@ def shot(page: Any, name: str) -> Path:
     return path
 
 
+def seconds(text: str) -> int:
+    """'1:05' or '1:02:05' as seconds."""
+    total = 0
+    for part in text.strip().split(":"):
+        total = total * 60 + int(part)
+    return total
+
+
 def see(page: Any, selector: str, timeout_s: float = 45) -> None:
     """Wait for the selector; on failure keep a screenshot of what the page showed instead.
     Deadlines are generous: the machine running the suite may be busy."""
@@ -136,9 +144,9 @@ def test_current_ride_heart_rate_changes(pages: Pages, stack: Stack) -> None:
         return len(seen - {"--"}) >= 3
 
     _wait(changed, 60, "the heart rate did not change", stack)
-    first = int(page.get_attribute("#ride-elapsed", "data-elapsed"))
+    first = seconds(page.inner_text("#ride-elapsed"))
     _wait(
-        lambda: int(page.get_attribute("#ride-elapsed", "data-elapsed")) > first,
+        lambda: seconds(page.inner_text("#ride-elapsed")) > first,
         10,
         "ride time stuck",
         stack,

@@ -18,6 +18,12 @@ from services.dashboard.pages import leaderboard, ride
 from tests.dashboard import events as ev
 from tests.dashboard.conftest import events_applied, wait_for
 
+BANNER, STATUS, CURSOR = (
+    ("ride-banner", "children"),
+    ("ride-status", "children"),
+    ("ride-cursor", "data"),
+)
+
 
 def _ctx(settings: Settings, feed: Feed, at: float | None = None) -> Context:
     return Context(settings, feed.fleet, None, wall=(lambda: at) if at else time.time)
@@ -105,12 +111,12 @@ def test_alert_banner_from_the_alerts_topic_until_the_rider_recovers(
     )
     wait_for(events_applied(feed.fleet, 4))
     ctx = _ctx(s, feed)
-    banner, *_ = ride.refresh(ctx, "SN0004", {})
+    banner = ride.refresh(ctx, "SN0004", {})[BANNER]
     assert banner is None  # no alert published yet: the dashboard shows the alerts' verdict
 
     ev.send(producer, s.topic_alerts, [ev.alert(4, "SN0004", high=187)])
     wait_for(events_applied(feed.fleet, 5))
-    banner, *_ = ride.refresh(ctx, "SN0004", {})
+    banner = ride.refresh(ctx, "SN0004", {})[BANNER]
     assert "above your safe maximum of 187 bpm" in _text(banner)
 
     # Two readings back in range, one out again, then three in range: recovered.
@@ -122,8 +128,7 @@ def test_alert_banner_from_the_alerts_topic_until_the_rider_recovers(
     assert feed.fleet.view("SN0004", time.time(), date(2026, 3, 2)).alert is not None  # type: ignore[union-attr]
     ev.send(producer, s.topic_events, [ev.reading(4, "SN0004", 9, hr=150)])
     wait_for(events_applied(feed.fleet, 11))
-    banner, *_ = ride.refresh(ctx, "SN0004", {})
-    assert banner is None
+    assert ride.refresh(ctx, "SN0004", {})[BANNER] is None
     assert feed.fleet.view("SN0004", time.time(), date(2026, 3, 2)).alerts == 1  # type: ignore[union-attr]
 
 
@@ -149,21 +154,28 @@ def test_the_charts_go_whole_once_then_only_new_points(
     )
     wait_for(events_applied(feed.fleet, 11))
     ctx = _ctx(s, feed)
-    _banner, status, live, style, hr, _power, _resistance, cursor = ride.refresh(ctx, "SN0006", {})
-    assert cursor == {"ride_id": 6, "n": 10} and style == {"display": "grid"}
+    out = ride.refresh(ctx, "SN0006", {})
+    cursor = out[CURSOR]
+    assert cursor == {"ride_id": 6, "n": 10, "mode": "live:6:0"}
+    assert out[("ride-charts", "style")] == {"display": "grid"} and out[STATUS] is None
+    hr = out[("ride-hr", "figure")]
     assert isinstance(hr, dict) and len(hr["data"][0]["y"]) == 10
-    assert "Ada" in _text(live) and "kJ" in _text(live) and status is None
+    assert out[("ride-who", "children")].startswith("Ada, ")
+    assert out[("ride-energy", "children")] == "1.0" and out[("ride-hr-now", "children")] == "120"
 
     ev.send(
         producer, s.topic_events, [ev.reading(6, "SN0006", i, hr=100 + i) for i in (11, 12, 13)]
     )
     wait_for(events_applied(feed.fleet, 14))
     out = ride.refresh(ctx, "SN0006", cursor)
-    hr_patch, cursor = out[4], out[7]
-    assert isinstance(hr_patch, Patch) and cursor == {"ride_id": 6, "n": 13}
+    hr_patch, cursor = out[("ride-hr", "figure")], out[CURSOR]
+    assert isinstance(hr_patch, Patch) and cursor == {"ride_id": 6, "n": 13, "mode": "live:6:0"}
     ops = hr_patch.to_plotly_json()["operations"]
     assert [op["operation"] for op in ops] == ["Extend", "Extend"]
     assert ops[1]["params"]["value"] == [111, 112, 113]  # only the three new readings
+    # Nothing but this second's numbers and points: no banner, status or per-ride texts.
+    assert BANNER not in out and STATUS not in out and ("ride-who", "children") not in out
+    assert out[("ride-hr-now", "children")] == "113"
 
     # A new ride on the bike: the browser gets the whole (new) ride again.
     ev.send(
@@ -176,7 +188,8 @@ def test_the_charts_go_whole_once_then_only_new_points(
     )
     wait_for(events_applied(feed.fleet, 16))
     out = ride.refresh(ctx, "SN0006", cursor)
-    assert isinstance(out[4], dict) and out[7] == {"ride_id": 7, "n": 1}
+    assert isinstance(out[("ride-hr", "figure")], dict)
+    assert out[CURSOR] == {"ride_id": 7, "n": 1, "mode": "live:7:0"}
 
 
 def test_finished_ride_shows_its_summary_and_empty_states(
@@ -184,7 +197,7 @@ def test_finished_ride_shows_its_summary_and_empty_states(
 ) -> None:
     s = kafka_settings
     ctx = _ctx(s, feed)
-    assert "Nobody is riding" in _text(ride.refresh(ctx, None, {})[1])
+    assert "Nobody is riding" in _text(ride.refresh(ctx, None, {})[STATUS])
     assert "Nobody is riding" in _text(leaderboard.board(ctx))
     docs = [
         ev.started(8, "SN0008"),
@@ -193,10 +206,11 @@ def test_finished_ride_shows_its_summary_and_empty_states(
     docs.append(ev.ended(8, "SN0008", ev.T0 + timedelta(seconds=6)))
     ev.send(producer, s.topic_events, docs)
     wait_for(events_applied(feed.fleet, len(docs)))
-    _banner, status, live, *_ = ride.refresh(ctx, "SN0008", {})
-    text = _text(status)
-    assert live is None and "Ride finished" in text and "1.0 kJ" in text and "200 W" in text
-    assert "not in use" in _text(ride.refresh(ctx, "SN9999", {})[1])
+    out = ride.refresh(ctx, "SN0008", {})
+    text = _text(out[STATUS])
+    assert out[("ride-live", "style")] == {"display": "none"}
+    assert "Ride finished" in text and "1.0 kJ" in text and "200 W" in text
+    assert "not in use" in _text(ride.refresh(ctx, "SN9999", {})[STATUS])
 
 
 def test_leaderboard_ranks_riders_by_energy_and_reorders(

@@ -21,6 +21,40 @@ from services.dashboard.zones import clock, gender_label, zone_of, zones
 OPTIONS_MS = 5_000  # the bike picker's list changes slowly; no need to resend it every second
 
 
+STATS = (
+    ("ride-elapsed", "Ride time", "min:s"),
+    ("ride-rpm", "Cadence", "rpm"),
+    ("ride-power-now", "Power", "W"),
+    ("ride-resistance-now", "Resistance", "level"),
+    ("ride-energy", "Energy", "kJ"),
+    ("ride-avg-power", "Average power", "W"),
+    ("ride-avg-resistance", "Average resistance", "level"),
+    ("ride-avg-hr", "Average heart rate", "bpm"),
+)
+# What a tick may update, in the callback's order. Most are plain strings: a tick carries a
+# few hundred bytes, not a component tree.
+OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("ride-banner", "children"),
+    ("ride-status", "children"),
+    ("ride-live", "style"),
+    ("ride-charts", "style"),
+    ("ride-who", "children"),
+    ("ride-bike-line", "children"),
+    ("ride-safe-range", "children"),
+    ("ride-zones", "children"),
+    ("ride-zones", "className"),
+    ("ride-hr-card", "style"),
+    ("ride-hr-now", "children"),
+    ("ride-zone-name", "children"),
+    *((ident, "children") for ident, _label, _unit in STATS),
+    ("ride-hr", "figure"),
+    ("ride-power", "figure"),
+    ("ride-resistance", "figure"),
+    ("ride-cursor", "data"),
+)
+HIDDEN = {"display": "none"}
+
+
 def layout(ctx: Context, search: str) -> html.Div:
     """The page; `?bike=SN0001` picks the bike, `?rider=123` the rider."""
     query = parse_qs(search.lstrip("?"))
@@ -54,7 +88,7 @@ def layout(ctx: Context, search: str) -> html.Div:
             ),
             html.Div(id="ride-banner"),
             html.Div(id="ride-status"),
-            html.Div(id="ride-live"),
+            _skeleton(),
             html.Div(
                 [
                     dcc.Graph(id="ride-hr", figure=_blank(), **graph),
@@ -63,12 +97,59 @@ def layout(ctx: Context, search: str) -> html.Div:
                 ],
                 id="ride-charts",
                 className="charts",
-                style={"display": "none"},
+                style=HIDDEN,
             ),
-            dcc.Store(id="ride-cursor", data={"ride_id": None, "n": 0}),
+            dcc.Store(id="ride-cursor", data={}),
             dcc.Interval(id="ride-tick", interval=ctx.settings.dashboard_refresh_ms),
             dcc.Interval(id="ride-options-tick", interval=OPTIONS_MS),
         ]
+    )
+
+
+def _skeleton() -> html.Div:
+    """The live card; its texts are filled in by the tick."""
+    stats = [
+        html.Div(
+            [
+                html.Div(label, className="label"),
+                html.Div(
+                    [html.Span(id=ident, className="value"), html.Span(unit, className="unit")]
+                ),
+            ],
+            className="stat",
+        )
+        for ident, label, unit in STATS
+    ]
+    hr_card = html.Div(
+        [
+            html.Div("Heart rate now", className="label"),
+            html.Div(
+                [
+                    html.Span(id="ride-hr-now", className="hr-value"),
+                    html.Span("bpm", className="unit"),
+                ]
+            ),
+            html.Div(id="ride-zone-name", className="zone-name"),
+            html.Div(id="ride-zones", className="zone-bar"),
+            html.Div(id="ride-safe-range", className="hint"),
+        ],
+        id="ride-hr-card",
+        className="hr-card",
+    )
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2(id="ride-who", className="rider"),
+                    html.Div(id="ride-bike-line", className="hint"),
+                ],
+                className="ride-head",
+            ),
+            html.Div([hr_card, html.Div(stats, className="stats")], className="ride-grid"),
+        ],
+        id="ride-live",
+        className="card",
+        style=HIDDEN,
     )
 
 
@@ -127,44 +208,125 @@ def register(app: dash.Dash, ctx: Context) -> None:
         return bike, ""
 
     @app.callback(
-        Output("ride-banner", "children"),
-        Output("ride-status", "children"),
-        Output("ride-live", "children"),
-        Output("ride-charts", "style"),
-        Output("ride-hr", "figure"),
-        Output("ride-power", "figure"),
-        Output("ride-resistance", "figure"),
-        Output("ride-cursor", "data"),
+        *[Output(ident, prop) for ident, prop in OUTPUTS],
         Input("ride-tick", "n_intervals"),
         Input("ride-bike", "value"),
         State("ride-cursor", "data"),
     )
     def tick(_n: int | None, bike: str | None, cursor: dict[str, Any] | None) -> tuple:
-        return refresh(ctx, bike, cursor or {})
+        out = refresh(ctx, bike, cursor or {})
+        return tuple(out.get(key, dash.no_update) for key in OUTPUTS)
 
 
-def refresh(ctx: Context, bike: str | None, cursor: dict[str, Any]) -> tuple:
-    """Everything the page shows for one bike, and the new cursor (plain function: tested)."""
-    hidden = {"display": "none"}
-    keep = dash.no_update
+def refresh(ctx: Context, bike: str | None, cursor: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """What changed on the page for one bike since the browser's cursor (plain function: tested).
+
+    The cursor holds the ride the browser shows, how many of its readings it has, and the
+    page's mode (empty, live, alert, finished); parts that did not change are left out."""
+    out: dict[tuple[str, str], Any] = {}
     if not bike:
         in_use, _ = ctx.fleet.counts(ctx.now())
-        return None, _empty(in_use), None, hidden, keep, keep, keep, {"ride_id": None, "n": 0}
+        mode = f"empty:{in_use}"
+        if cursor.get("mode") != mode:
+            out |= _frame(None, _empty(in_use), live=False, show_charts=False)
+        out[("ride-cursor", "data")] = {"mode": mode}
+        return out
     view = ctx.fleet.view(
         bike, ctx.now(), ctx.today(), since=int(cursor.get("n") or 0), ride_id=cursor.get("ride_id")
     )
     if view is None:
-        status = html.Div(
-            [html.H2(f"Bike {bike} is not in use"), html.P("No ride has been seen on it yet.")],
-            className="card empty",
+        mode = f"unknown:{bike}"
+        if cursor.get("mode") != mode:
+            status = html.Div(
+                [html.H2(f"Bike {bike} is not in use"), html.P("No ride has been seen on it yet.")],
+                className="card empty",
+            )
+            out |= _frame(None, status, live=False, show_charts=False)
+        out[("ride-cursor", "data")] = {"mode": mode}
+        return out
+    new_ride = cursor.get("ride_id") != view.ride_id
+    if view.in_use:
+        mode = f"live:{view.ride_id}:{view.alert.number if view.alert else 0}"
+    else:
+        mode = f"finished:{view.ride_id}:{view.ended}:{view.readings}"
+    if cursor.get("mode") != mode:
+        if view.in_use:
+            out |= _frame(_banner(view), None, live=True, show_charts=True)
+        else:
+            out |= _frame(None, _finished(view), live=False, show_charts=True)
+    if new_ride:
+        out |= _per_ride(view)
+    if view.in_use:
+        out |= _numbers(view)
+    hr, power, resistance = _figures(view, cursor)
+    out[("ride-hr", "figure")] = hr
+    out[("ride-power", "figure")] = power
+    out[("ride-resistance", "figure")] = resistance
+    out[("ride-cursor", "data")] = {"ride_id": view.ride_id, "n": view.readings, "mode": mode}
+    return out
+
+
+def _frame(
+    banner: Any, status: Any, *, live: bool, show_charts: bool
+) -> dict[tuple[str, str], Any]:
+    return {
+        ("ride-banner", "children"): banner,
+        ("ride-status", "children"): status,
+        ("ride-live", "style"): {} if live else HIDDEN,
+        ("ride-charts", "style"): {"display": "grid"} if show_charts else HIDDEN,
+    }
+
+
+def _per_ride(view: RideView) -> dict[tuple[str, str], Any]:
+    """What stays the same for the whole ride."""
+    lim = view.limits
+    segments = [
+        html.Div(
+            f"Z{z.number}",
+            className="zone-seg",
+            style={"background": z.colour},
+            title=f"Zone {z.number} {z.name}: {z.low:.0f}-{z.high:.0f} bpm",
         )
-        return None, status, None, hidden, keep, keep, keep, {"ride_id": None, "n": 0}
-    figures = _figures(view, cursor)
-    new_cursor = {"ride_id": view.ride_id, "n": view.readings}
-    shown = {"display": "grid"}
-    if not view.in_use:
-        return None, _finished(view), None, shown, *figures, new_cursor
-    return _banner(view), None, _live(view), shown, *figures, new_cursor
+        for z in zones(lim)
+    ]
+    return {
+        ("ride-who", "children"): _who(view),
+        ("ride-bike-line", "children"): f"Bike {view.bike_serial}"
+        + (f" ({view.model})" if view.model else ""),
+        ("ride-safe-range", "children"): f"Your safe range: {lim.low}-{lim.high} bpm",
+        ("ride-zones", "children"): segments,
+    }
+
+
+def _numbers(view: RideView) -> dict[tuple[str, str], Any]:
+    """The numbers of this second, as strings."""
+    hr = view.heart_rate
+    if hr is None:
+        colour, zone_class = "#8a939c", "zone-bar"
+        zone_name = "No heart-rate contact: hold the grips or check your strap"
+    else:
+        zone = zone_of(hr, view.limits)
+        colour, zone_class = zone.colour, f"zone-bar z{zone.number}"
+        zone_name = f"Zone {zone.number}: {zone.name}" if 1 <= zone.number <= 5 else zone.name
+    values = (
+        clock(view.elapsed_s),
+        str(view.rpm),
+        f"{view.power:.0f}",
+        str(view.resistance),
+        f"{view.energy_kj:.1f}",
+        _num(view.avg_power),
+        _num(view.avg_resistance, 1),
+        _num(view.avg_heart_rate),
+    )
+    out: dict[tuple[str, str], Any] = {
+        ("ride-hr-card", "style"): {"borderColor": colour, "color": colour},
+        ("ride-hr-now", "children"): "--" if hr is None else str(hr),
+        ("ride-zone-name", "children"): zone_name,
+        ("ride-zones", "className"): zone_class,
+    }
+    for (ident, _label, _unit), value in zip(STATS, values, strict=True):
+        out[(ident, "children")] = value
+    return out
 
 
 def _figures(view: RideView, cursor: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -197,116 +359,6 @@ def _empty(in_use: int) -> html.Div:
 
 def _who(view: RideView) -> str:
     return f"{view.first_name}, {view.age} years, {gender_label(view.gender).lower()}"
-
-
-def _stat(label: str, value: str, unit: str, ident: str | None = None, **attrs: Any) -> html.Div:
-    extra: dict[str, Any] = ({"id": ident} if ident else {}) | attrs
-    value_el = html.Span(value, className="value", **extra)
-    return html.Div(
-        [
-            html.Div(label, className="label"),
-            html.Div([value_el, html.Span(unit, className="unit")]),
-        ],
-        className="stat",
-    )
-
-
-def _live(view: RideView) -> html.Div:
-    lim = view.limits
-    hr = view.heart_rate
-    if hr is None:
-        hr_block = [
-            html.Div(
-                [
-                    html.Span("--", id="ride-hr-now", className="hr-value"),
-                    html.Span("bpm", className="unit"),
-                ]
-            ),
-            html.Div(
-                "No heart-rate contact: hold the grips or check your strap", className="zone-name"
-            ),
-        ]
-        colour = "#8a939c"
-    else:
-        zone = zone_of(hr, lim)
-        colour = zone.colour
-        hr_block = [
-            html.Div(
-                [
-                    html.Span(str(hr), id="ride-hr-now", className="hr-value"),
-                    html.Span("bpm", className="unit"),
-                ]
-            ),
-            html.Div(
-                f"Zone {zone.number}: {zone.name}" if 1 <= zone.number <= 5 else zone.name,
-                className="zone-name",
-            ),
-        ]
-    bar = html.Div(
-        [
-            html.Div(
-                f"Z{z.number}",
-                className="zone-seg" + (" on" if hr is not None and z.low <= hr < z.high else ""),
-                style={"background": z.colour},
-                title=f"Zone {z.number} {z.name}: {z.low:.0f}-{z.high:.0f} bpm",
-            )
-            for z in zones(lim)
-        ],
-        className="zone-bar",
-    )
-    return html.Div(
-        [
-            html.Div(
-                [
-                    html.H2(_who(view), className="rider"),
-                    html.Div(
-                        f"Bike {view.bike_serial}" + (f" ({view.model})" if view.model else ""),
-                        className="hint",
-                    ),
-                ],
-                className="ride-head",
-            ),
-            html.Div(
-                [
-                    html.Div(
-                        [
-                            html.Div("Heart rate now", className="label"),
-                            *hr_block,
-                            bar,
-                            html.Div(
-                                f"Your safe range: {lim.low}-{lim.high} bpm",
-                                className="hint",
-                                id="ride-safe-range",
-                            ),
-                        ],
-                        className="hr-card",
-                        style={"borderColor": colour, "color": colour},
-                    ),
-                    html.Div(
-                        [
-                            _stat(
-                                "Ride time",
-                                clock(view.elapsed_s),
-                                "min:s",
-                                "ride-elapsed",
-                                **{"data-elapsed": str(view.elapsed_s)},
-                            ),
-                            _stat("Cadence", str(view.rpm), "rpm"),
-                            _stat("Power", f"{view.power:.0f}", "W"),
-                            _stat("Resistance", str(view.resistance), "level"),
-                            _stat("Energy", f"{view.energy_kj:.1f}", "kJ"),
-                            _stat("Average power", _num(view.avg_power), "W"),
-                            _stat("Average resistance", _num(view.avg_resistance, 1), "level"),
-                            _stat("Average heart rate", _num(view.avg_heart_rate), "bpm"),
-                        ],
-                        className="stats",
-                    ),
-                ],
-                className="ride-grid",
-            ),
-        ],
-        className="card",
-    )
 
 
 def _banner(view: RideView) -> html.Div | None:
