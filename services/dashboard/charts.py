@@ -28,6 +28,8 @@ def _layout(title: str, y_title: str, **extra: Any) -> dict[str, Any]:
             "title": {"text": "Ride time (min)"},
             "rangemode": "tozero",
             "gridcolor": "#e8ebef",
+            # A ride's first seconds on a one-minute axis, not stretched over the whole width.
+            "autorangeoptions": {"include": [0, 1]},
         },
         "yaxis": {"title": {"text": y_title}, "gridcolor": "#e8ebef", "rangemode": "tozero"},
         **extra,
