@@ -37,6 +37,7 @@ class Context:
     aggregates: Aggregates | None
     wall: Callable[[], float] = field(default=time.time)
     memo: dict[str, TtlCache] = field(default_factory=dict)
+    feed_alive: Callable[[], bool] = field(default=lambda: True)
 
     def shared(self, name: str, ttl_s: float, key: Hashable, compute: Callable[[], Any]) -> Any:
         """A page's output computed once per `ttl_s` for every viewer asking the same thing."""
@@ -109,7 +110,9 @@ def create_app(ctx: Context) -> dash.Dash:
     @app.server.route("/health")
     def health() -> Response:
         in_use, seen = ctx.fleet.counts(ctx.now())
-        body = f'{{"status":"ok","bikes_in_use":{in_use},"bikes_seen":{seen}}}'
-        return Response(body, mimetype="application/json")
+        # A dead events feed means stale pages: say so, so an orchestrator restarts us.
+        status, code = ("ok", 200) if ctx.feed_alive() else ("events feed stopped", 503)
+        body = f'{{"status":"{status}","bikes_in_use":{in_use},"bikes_seen":{seen}}}'
+        return Response(body, status=code, mimetype="application/json")
 
     return app

@@ -29,7 +29,7 @@ def running(settings: Settings) -> Iterator[Context]:
             bucket_min=settings.dashboard_bucket_minutes,
             ttl_s=settings.dashboard_cache_s,
         )
-        yield Context(settings, fleet, aggregates)
+        yield Context(settings, fleet, aggregates, feed_alive=feed.thread.is_alive)
     finally:
         feed.stop()
         pool.close()

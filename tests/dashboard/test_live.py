@@ -238,3 +238,17 @@ def test_leaderboard_ranks_riders_by_energy_and_reorders(
         "Ann",
     ]
     assert feed.fleet.bike_of_rider(2, time.time()) == "SN0011"
+
+
+def test_health_says_when_the_events_feed_has_stopped(
+    kafka_settings: Settings, producer: Producer, feed: Feed
+) -> None:
+    from services.dashboard.app import create_app
+
+    ctx = Context(kafka_settings, feed.fleet, None, feed_alive=feed.thread.is_alive)
+    client = create_app(ctx).server.test_client()
+    ok = client.get("/health")
+    assert ok.status_code == 200 and ok.json == {"status": "ok", "bikes_in_use": 0, "bikes_seen": 0}
+    assert b"deloton_dashboard_db_queries" in client.get("/metrics").data
+    feed.stop()
+    assert client.get("/health").status_code == 503
