@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench.compress",
     "bench.alerts",
     "bench.dashboard",
+    "bench.api",
 ]
 
 

@@ -74,7 +74,17 @@ def test_preflight_refuses_a_metrics_port_in_use(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         specs = supervisor.plan(
-            _settings(tmp_path, ingest_metrics_port=port), bikes=1, speed="1", faults=0
+            _settings(
+                tmp_path,
+                ingest_metrics_port=port,
+                # the others on free ports: the defaults may be taken on a shared machine
+                alerts_metrics_port=infra.free_port(),
+                api_port=infra.free_port(),
+                dashboard_port=infra.free_port(),
+            ),
+            bikes=1,
+            speed="1",
+            faults=0,
         )
         with pytest.raises(ConfigError, match="INGEST_METRICS_PORT"):
             preflight(specs)

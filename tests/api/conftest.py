@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 import psycopg
-import psycopg2
-import psycopg2.extensions
 import pytest
 import uvicorn
 from psycopg.rows import dict_row
@@ -22,6 +20,7 @@ from services.api.main import create_app
 from services.api.server import config
 from services.common import infra
 from services.common.config import Settings
+from tests.common.conftest import compress_settings, conn  # noqa: F401  (shared fixtures)
 
 SCOPE_SETS = ("read", "read,pii", "read,admin", "read,pii,admin")
 
@@ -41,8 +40,8 @@ class LiveApi:
 
 def make_key(dsn: str, name: str, scopes: str) -> str:
     """A new key in the database at `dsn`; returns its token."""
-    with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return keys.create(conn, name=name, scopes=scopes)
+    with psycopg.connect(dsn, row_factory=dict_row) as writer:
+        return keys.create(writer, name=name, scopes=scopes)
 
 
 @contextlib.contextmanager
@@ -82,23 +81,3 @@ def live_api(database_url: str) -> Iterator[LiveApi]:
     settings = api_settings(database_url)
     with serving(settings) as url:
         yield LiveApi(url, tokens, settings)
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
-    """A writing connection to this test's database (test data, compress runs)."""
-    connection = psycopg2.connect(database_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def compress_settings(database_url: str) -> Settings:
-    """Settings for compress runs on this test's database."""
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=SecretStr(database_url),
-        compress_batch_rides=2,
-        retention_hours=12,
-        ride_silence_s=60,
-    )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Path, Query
+from fastapi.concurrency import run_in_threadpool
 
 from services.api import schemas
 from services.common.reads.rides import Ride
@@ -16,6 +19,25 @@ RideId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="ride id", example
 UserId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="rider's user_id", examples=[5124])]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run a blocking route body in the thread pool, presented to FastAPI as a coroutine.
+
+    A plain `def` route costs two thread-pool hops (the body, then validating its response);
+    as a coroutine the response is validated and serialised on the event loop, which for a
+    model instance is a type check and a JSON dump.
+    """
+
+    @functools.wraps(route)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await run_in_threadpool(route, *args, **kwargs)
+
+    return run
 
 
 def ride_out(ride: Ride, readings: schemas.ReadingsPage | None = None) -> schemas.RideOut:

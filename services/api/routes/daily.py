@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from services.api import schemas
-from services.api.deps import ReadConn, ReadKey
+from services.api.deps import ReadKey, reading
 from services.api.errors import documented
-from services.api.routes.common import Limit, Offset, page_of
+from services.api.routes.common import Limit, Offset, page_of, threaded
 from services.common.reads import riders, rides
 
 router = APIRouter(tags=["rides"])
@@ -22,8 +22,9 @@ router = APIRouter(tags=["rides"])
     responses=documented(400, 401, 403, 414, 422, 429, 503),
     summary="Rides in progress or completed on a day",
 )
+@threaded
 def get_daily(
-    conn: ReadConn,
+    request: Request,
     _key: ReadKey,
     day: Annotated[
         date | None, Query(alias="date", description="YYYY-MM-DD, UTC; default today")
@@ -33,7 +34,8 @@ def get_daily(
 ) -> schemas.DailyRides:
     """Every ride with any part in that UTC day, oldest first, paginated."""
     day = day if day is not None else datetime.now(UTC).date()
-    found = rides.rides_of_day(conn, day=day, limit=limit, offset=offset)
+    with reading(request) as conn:
+        found = rides.rides_of_day(conn, day=day, limit=limit, offset=offset)
     return schemas.DailyRides.model_validate(
         {**page_of(found, limit=limit, offset=offset), "date": day}
     )
@@ -46,8 +48,9 @@ def get_daily(
     summary="Riders ranked",
     tags=["riders"],
 )
+@threaded
 def get_leaderboard(
-    conn: ReadConn,
+    request: Request,
     _key: ReadKey,
     by: Annotated[riders.LeaderboardBy, Query(description="the figure to rank by")] = "rides",
     since: Annotated[
@@ -57,7 +60,8 @@ def get_leaderboard(
 ) -> schemas.Leaderboard:
     """Riders by number of rides, total or longest ride time, maximum power or energy, over
     their summarised rides; ties go to the lower user_id."""
-    entries = riders.leaderboard(conn, by=by, since=since, limit=limit)
+    with reading(request) as conn:
+        entries = riders.leaderboard(conn, by=by, since=since, limit=limit)
     return schemas.Leaderboard(
         by=by,
         since=since,
@@ -72,8 +76,9 @@ def get_leaderboard(
     responses=documented(400, 401, 403, 414, 422, 429, 503),
     summary="Rides of riders living in a city",
 )
+@threaded
 def get_city(
-    conn: ReadConn,
+    request: Request,
     _key: ReadKey,
     city: Annotated[
         str,
@@ -89,7 +94,8 @@ def get_city(
     offset: Offset = 0,
 ) -> schemas.CityRides:
     """Newest first, paginated; an unknown city is an empty page."""
-    found = rides.rides_in_city(conn, city=city, limit=limit, offset=offset)
+    with reading(request) as conn:
+        found = rides.rides_in_city(conn, city=city, limit=limit, offset=offset)
     return schemas.CityRides.model_validate(
         {**page_of(found, limit=limit, offset=offset), "city": city}
     )

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api import repository, schemas
 from services.api.deps import get_pool
+from services.api.routes.common import threaded
 from services.common import db, pool
 
 router = APIRouter(tags=["operations"])
@@ -25,6 +26,7 @@ def expected_migration() -> int:
     responses={503: {"model": schemas.Health, "description": "database down or not migrated"}},
     summary="Database reachable and migrations current",
 )
+@threaded
 def health(request: Request) -> JSONResponse:
     """200 when the database answers and holds every migration this code expects, else 503."""
     applied: int | None = None

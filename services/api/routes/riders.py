@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from services.api import repository, schemas
-from services.api.deps import ReadConn, ReadKey, get_pool
+from services.api.deps import ReadKey, get_pool, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import Limit, Offset, UserId, page_of
+from services.api.routes.common import Limit, Offset, UserId, page_of, threaded
 from services.common import pool
 from services.common.ages import age_bracket, age_on
+from services.common.pool import Connection
 from services.common.reads import riders, rides
 
 router = APIRouter(tags=["riders"])
@@ -23,13 +24,16 @@ router = APIRouter(tags=["riders"])
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider, their number of rides, average heart rate and riding time",
 )
-def get_rider(request: Request, user_id: UserId, conn: ReadConn, key: ReadKey) -> schemas.RiderOut:
+@threaded
+def get_rider(request: Request, user_id: UserId, key: ReadKey) -> schemas.RiderOut:
     """Without the `pii` scope: no name, email, address, postcode or date of birth (an age
     bracket instead). With it, all of them, and the read is written to the audit trail."""
-    rider = riders.get_rider(conn, user_id=user_id)
-    if rider is None:
-        raise ApiError(404, "not_found", f"no rider {user_id}")
-    stats = riders.rider_stats(conn, user_id=user_id)
+    # One connection at a time (read, then the audit write): see deps.read_conn.
+    with reading(request) as conn:
+        rider = riders.get_rider(conn, user_id=user_id)
+        if rider is None:
+            raise ApiError(404, "not_found", f"no rider {user_id}")
+        stats = riders.rider_stats(conn, user_id=user_id)
     age = age_on(rider.date_of_birth, datetime.now(UTC).date())
     personal = None
     if key.allows("pii"):
@@ -65,7 +69,7 @@ def get_rider(request: Request, user_id: UserId, conn: ReadConn, key: ReadKey) -
     )
 
 
-def _known(conn: ReadConn, user_id: int) -> None:
+def _known(conn: Connection, user_id: int) -> None:
     if riders.get_rider(conn, user_id=user_id) is None:
         raise ApiError(404, "not_found", f"no rider {user_id}")
 
@@ -76,12 +80,14 @@ def _known(conn: ReadConn, user_id: int) -> None:
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider's rides, newest first",
 )
+@threaded
 def get_rider_rides(
-    user_id: UserId, conn: ReadConn, _key: ReadKey, limit: Limit = 50, offset: Offset = 0
+    request: Request, user_id: UserId, _key: ReadKey, limit: Limit = 50, offset: Offset = 0
 ) -> schemas.RidePage:
     """Paginated with limit/offset; `next_offset` is null on the last page."""
-    _known(conn, user_id)
-    found = rides.rides_of_rider(conn, user_id=user_id, limit=limit, offset=offset)
+    with reading(request) as conn:
+        _known(conn, user_id)
+        found = rides.rides_of_rider(conn, user_id=user_id, limit=limit, offset=offset)
     return schemas.RidePage.model_validate(page_of(found, limit=limit, offset=offset))
 
 
@@ -91,10 +97,12 @@ def get_rider_rides(
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider's total riding time",
 )
-def get_rider_duration(user_id: UserId, conn: ReadConn, _key: ReadKey) -> schemas.RiderDuration:
+@threaded
+def get_rider_duration(request: Request, user_id: UserId, _key: ReadKey) -> schemas.RiderDuration:
     """Seconds over all of the rider's rides (in progress ones up to their latest reading)."""
-    _known(conn, user_id)
-    stats = riders.rider_stats(conn, user_id=user_id)
+    with reading(request) as conn:
+        _known(conn, user_id)
+        stats = riders.rider_stats(conn, user_id=user_id)
     return schemas.RiderDuration(
         user_id=user_id, total_duration_s=stats.total_duration_s, rides=stats.rides
     )

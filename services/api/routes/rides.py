@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from services.api import repository, schemas
-from services.api.deps import AdminKey, ReadConn, ReadKey, get_pool
+from services.api.deps import AdminKey, ReadKey, get_pool, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import RideId, ride_out
+from services.api.routes.common import RideId, ride_out, threaded
 from services.common import pool
 from services.common.reads import rides
 
@@ -23,9 +23,10 @@ READINGS_MAX = 1000
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A ride and its summary",
 )
+@threaded
 def get_ride(
+    request: Request,
     ride_id: RideId,
-    conn: ReadConn,
     _key: ReadKey,
     expanded: Annotated[
         bool, Query(description="add the per-second readings still held in daily")
@@ -39,12 +40,15 @@ def get_ride(
     ] = 500,
 ) -> schemas.RideOut:
     """Start, end (null while in progress), duration, rider, bike and summary of a ride."""
-    ride = rides.get_ride(conn, ride_id=ride_id)
-    if ride is None:
-        raise ApiError(404, "not_found", f"no ride {ride_id}")
+    items = None
+    with reading(request) as conn:
+        ride = rides.get_ride(conn, ride_id=ride_id)
+        if ride is None:
+            raise ApiError(404, "not_found", f"no ride {ride_id}")
+        if expanded:
+            items = rides.ride_readings(conn, ride_id=ride_id, after_elapsed_s=after, limit=limit)
     page = None
-    if expanded:
-        items = rides.ride_readings(conn, ride_id=ride_id, after_elapsed_s=after, limit=limit)
+    if items is not None:
         page = schemas.ReadingsPage(
             items=[schemas.ReadingOut(**vars(r)) for r in items],
             limit=limit,
@@ -59,9 +63,11 @@ def get_ride(
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="How long a ride lasted",
 )
-def get_ride_duration(ride_id: RideId, conn: ReadConn, _key: ReadKey) -> schemas.RideDuration:
+@threaded
+def get_ride_duration(request: Request, ride_id: RideId, _key: ReadKey) -> schemas.RideDuration:
     """Seconds from start to end (to the latest reading while the ride is in progress)."""
-    ride = rides.get_ride(conn, ride_id=ride_id)
+    with reading(request) as conn:
+        ride = rides.get_ride(conn, ride_id=ride_id)
     if ride is None:
         raise ApiError(404, "not_found", f"no ride {ride_id}")
     return schemas.RideDuration(
@@ -75,6 +81,7 @@ def get_ride_duration(ride_id: RideId, conn: ReadConn, _key: ReadKey) -> schemas
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="Delete a ride everywhere (admin)",
 )
+@threaded
 def delete_ride(request: Request, ride_id: RideId, key: AdminKey) -> schemas.DeletedRide:
     """Remove the ride, its readings and summary from both schemas; a tombstone keeps it gone.
 

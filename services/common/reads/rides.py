@@ -236,10 +236,11 @@ def rides_of_day(conn: Connection, *, day: date, limit: int = 50, offset: int = 
         conn,
         historical="""tstzrange(h.started_at, h.ended_at, '[]')
                       && tstzrange(%(start)s, %(end)s, '[)')""",
-        # An open ride is on the day if it has a reading from the day on (not merely because
-        # nothing has ended it yet).
+        # An open ride that started before the day is on it if it has a reading from the day
+        # on (not merely because nothing has ended it yet); the cheap tests go first.
         daily="""d.started_at < %(end)s
-                 AND (d.ended_at >= %(start)s
+                 AND (d.started_at >= %(start)s
+                      OR d.ended_at >= %(start)s
                       OR (d.ended_at IS NULL
                           AND EXISTS (SELECT 1 FROM daily.readings x
                                       WHERE x.ride_id = d.ride_id
@@ -268,24 +269,42 @@ def rides_of_rider(
 
 # A rider's current details are the daily row when there is one (ingest keeps it newest),
 # otherwise the historical row. Both sides are folded the same way (lower case, no accents).
-_RIDERS_IN_CITY = """(
-    SELECT r.user_id FROM daily.riders r
-    WHERE public.deloton_fold(r.city) = public.deloton_fold(%(city)s)
-    UNION
-    SELECT r.user_id FROM historical.riders r
-    WHERE public.deloton_fold(r.city) = public.deloton_fold(%(city)s)
-      AND NOT EXISTS (SELECT 1 FROM daily.riders n WHERE n.user_id = r.user_id)
-)"""
+# Each rider's rides are taken newest first through their (user_id, started_at) index, at
+# most one page's worth plus the offset each, so a city of many riders with long histories
+# never reads all of their rides.
+_CITY_PAGE = """
+    WITH city_riders AS MATERIALIZED (
+        SELECT r.user_id FROM daily.riders r
+        WHERE public.deloton_fold(r.city) = public.deloton_fold(%(city)s)
+        UNION
+        SELECT r.user_id FROM historical.riders r
+        WHERE public.deloton_fold(r.city) = public.deloton_fold(%(city)s)
+          AND NOT EXISTS (SELECT 1 FROM daily.riders n WHERE n.user_id = r.user_id)
+    )
+    SELECT ride_id, started_at FROM (
+        SELECT h.ride_id, h.started_at FROM city_riders c
+        CROSS JOIN LATERAL (
+            SELECT h.ride_id, h.started_at FROM historical.rides h
+            WHERE h.user_id = c.user_id
+              AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t
+                              WHERE t.ride_id = h.ride_id)
+            ORDER BY h.started_at DESC, h.ride_id DESC
+            LIMIT %(window)s
+        ) h
+        UNION ALL
+        SELECT d.ride_id, d.started_at FROM city_riders c
+        JOIN daily.rides d ON d.user_id = c.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM historical.rides h WHERE h.ride_id = d.ride_id)
+          AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = d.ride_id)
+    ) u
+    ORDER BY started_at DESC, ride_id DESC
+    LIMIT %(limit)s OFFSET %(offset)s
+"""
 
 
 def rides_in_city(conn: Connection, *, city: str, limit: int = 50, offset: int = 0) -> list[Ride]:
     """Rides of the riders who live in `city` (case- and accent-insensitive), newest first."""
-    return _page(
-        conn,
-        historical=f"h.user_id IN {_RIDERS_IN_CITY}",
-        daily=f"d.user_id IN {_RIDERS_IN_CITY}",
-        params={"city": city},
-        newest_first=True,
-        limit=limit,
-        offset=offset,
-    )
+    rows = conn.execute(
+        _CITY_PAGE, {"city": city, "window": limit + offset, "limit": limit, "offset": offset}
+    ).fetchall()
+    return rides_by_ids(conn, ride_ids=[row["ride_id"] for row in rows])
