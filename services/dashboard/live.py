@@ -54,6 +54,7 @@ class Feed:
         self.caught_up = threading.Event()
         self.thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
         self.consumer: Consumer | None = None
+        self._pending_eof: set[tuple[str, int]] = set()  # partitions not yet read to the end
 
     def start(self) -> None:
         """Assign every partition of both topics from the beginning and start consuming."""
