@@ -240,6 +240,17 @@ def test_leaderboard_ranks_riders_by_energy_and_reorders(
     assert feed.fleet.bike_of_rider(2, time.time()) == "SN0011"
 
 
+def test_leaderboard_escapes_what_riders_typed(
+    kafka_settings: Settings, producer: Producer, feed: Feed
+) -> None:
+    name = '<img src=x onerror="alert(1)">'
+    docs = [ev.started(12, "SN0012", first_name=name), ev.reading(12, "SN0012", 1)]
+    ev.send(producer, kafka_settings.topic_events, docs)
+    wait_for(events_applied(feed.fleet, 2))
+    board = _text(leaderboard.board(_ctx(kafka_settings, feed)))
+    assert name not in board and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in board
+
+
 def test_health_says_when_the_events_feed_has_stopped(
     kafka_settings: Settings, producer: Producer, feed: Feed
 ) -> None:
