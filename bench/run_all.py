@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench.ingest_state",
     "bench.compress",
     "bench.alerts",
+    "bench.dashboard",
     "bench.api",
 ]
 

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "services.compress.cli",
     "services.report.cli",
     "services.alerts.cli",
+    "services.dashboard.cli",
     "services.api.cli",
     "services.demo.cli",
 ]

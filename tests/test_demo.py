@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,12 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
 
 def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Path) -> None:
     specs = supervisor.plan(_settings(tmp_path), bikes=7, speed="5", faults=0.01)
-    assert [s.name for s in specs] == ["api", "compress", "alerts", "ingest", "simulator"]
+    names = ["api", "compress", "alerts", "dashboard", "ingest", "simulator"]
+    assert [s.name for s in specs] == names
     assert [s.name for s in supervisor.stop_order(specs)] == [
         "simulator",
         "ingest",
+        "dashboard",
         "alerts",
         "compress",
         "api",
@@ -51,13 +54,16 @@ def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Pat
         "api": 8000,
         "compress": None,
         "alerts": 9102,
+        "dashboard": 8050,
         "ingest": 9101,
         "simulator": None,
     }
 
 
 def test_plan_without_alerts(tmp_path: Path) -> None:
-    specs = supervisor.plan(_settings(tmp_path), bikes=1, speed="realtime", faults=0, alerts=False)
+    specs = supervisor.plan(
+        _settings(tmp_path), bikes=1, speed="realtime", faults=0, alerts=False, dashboard=False
+    )
     assert [s.name for s in specs] == ["api", "compress", "ingest", "simulator"]
 
 
@@ -75,6 +81,7 @@ def test_preflight_refuses_a_metrics_port_in_use(tmp_path: Path) -> None:
                 # the others on free ports: the defaults may be taken on a shared machine
                 alerts_metrics_port=infra.free_port(),
                 api_port=infra.free_port(),
+                dashboard_port=infra.free_port(),
             ),
             bikes=1,
             speed="1",
@@ -194,7 +201,7 @@ def test_speed_above_real_time_lets_ingest_accept_the_simulated_future() -> None
 # --- the real demo: embedded broker and PostgreSQL, every service, Ctrl-C ------------------
 
 METRICS_PORTS = ("INGEST_METRICS_PORT", "ALERTS_METRICS_PORT")
-ROW = re.compile(r"^  (simulator|ingest|alerts|compress|api)\s+(\d+)\s", re.MULTILINE)
+ROW = re.compile(r"^  (simulator|ingest|alerts|dashboard|compress|api)\s+(\d+)\s", re.MULTILINE)
 API_LINE = re.compile(r"^  api +(http://\S+)  key (\S+)", re.MULTILINE)
 
 
@@ -210,6 +217,7 @@ def _demo_env(tmp_path: Path) -> dict[str, str]:
         "EMBEDDED_POSTGRES_PORT": str(infra.free_port()),
         "INGEST_METRICS_PORT": str(infra.free_port()),
         "ALERTS_METRICS_PORT": str(infra.free_port()),
+        "DASHBOARD_PORT": str(infra.free_port()),
         "API_PORT": str(infra.free_port()),
         # No AWS credentials from anywhere: alert emails go to the outbox folder.
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
@@ -280,6 +288,19 @@ def _counts(dsn: str) -> dict[str, int]:
         conn.close()
 
 
+def _answers(url: str, timeout: float = 30.0) -> bool:
+    """Whether the URL answers 200 before the deadline (the dashboard may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
 @pytest.mark.slow
 @pytest.mark.kafka
 @pytest.mark.postgres
@@ -309,13 +330,17 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         while time.monotonic() < deadline and proc.poll() is None:
             pids = {name: int(pid) for name, pid in ROW.findall("".join(out))}
             dsn = _read_dsn(state_dir)
-            counts = _counts(dsn) if dsn and len(pids) == 5 else {}
+            counts = _counts(dsn) if dsn and len(pids) == 6 else {}
             serving = all(_listening_addresses(int(env[v])) for v in METRICS_PORTS)
             if counts.get("rides") and counts.get("readings") and serving:
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "".join(out) + (tmp_path / "demo.stderr").read_text()
-        assert set(pids) == {"simulator", "ingest", "alerts", "compress", "api"}, "".join(out)
+        services = {"simulator", "ingest", "alerts", "dashboard", "compress", "api"}
+        assert set(pids) == services, "".join(out)
+        dashboard = f"http://127.0.0.1:{env['DASHBOARD_PORT']}/"
+        assert f"dashboard  {dashboard}" in "".join(out)
+        assert _answers(dashboard + "health"), "".join(out)
         assert counts.get("rides") and counts.get("readings"), counts
         # The printed API answers with the printed key.
         api = API_LINE.search("".join(out))
@@ -357,7 +382,13 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         assert infra.read_state(state_dir) == {}
         assert infra_cli.status(_settings(tmp_path)) == ["kafka     stopped", "postgres  stopped"]
         ports = ("EMBEDDED_KAFKA_PORT", "EMBEDDED_POSTGRES_PORT")
-        for var in (*ports, "INGEST_METRICS_PORT", "ALERTS_METRICS_PORT", "API_PORT"):
+        for var in (
+            *ports,
+            "INGEST_METRICS_PORT",
+            "ALERTS_METRICS_PORT",
+            "DASHBOARD_PORT",
+            "API_PORT",
+        ):
             assert not infra.port_in_use(int(env[var])), var
     finally:
         if proc.poll() is None:

@@ -124,6 +124,16 @@ class Settings(BaseSettings):
     report_s3_endpoint_url: str | None = None  # a local S3 (moto) instead of AWS
     report_top_riders: int = Field(default=5, ge=1, le=20)
 
+    # Live dashboard.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8050
+    dashboard_threads: int = Field(default=8, ge=1)
+    dashboard_refresh_ms: int = Field(default=1000, ge=200)  # browser poll of live pages
+    dashboard_idle_s: float = Field(default=30.0, gt=0)  # silence before "bike not in use"
+    dashboard_recent_hours: float = Field(default=12.0, gt=0)  # window of the recent-rides page
+    dashboard_cache_s: float = Field(default=5.0, ge=0)  # shared cache of database aggregates
+    dashboard_bucket_minutes: int = Field(default=15, ge=1)  # recent-rides time-series step
+
     # REST API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)

@@ -55,6 +55,7 @@ def register(subparsers: Any) -> None:
         help="fault rate per line (0.002)",
     )
     p.add_argument("--no-alerts", action="store_true", help="do not run the alerts service")
+    p.add_argument("--no-dashboard", action="store_true", help="do not run the live dashboard")
     p.add_argument(
         "--down", action="store_true", help="stop the broker and database too when the demo ends"
     )
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         faults=args.faults,
         alerts=not args.no_alerts,
+        dashboard=not args.no_dashboard,
     )
     preflight(specs)
     signals = _Signals()
@@ -120,6 +122,11 @@ def preflight(specs: list[supervisor.Spec]) -> None:
             "alerts needs the alerts extra (pip install 'deloton-stream[alerts]'): "
             "install it or pass --no-alerts"
         )
+    if any(s.name == "dashboard" for s in specs) and importlib.util.find_spec("dash") is None:
+        raise ConfigError(
+            "the dashboard needs the dashboard extra (pip install 'deloton-stream[dashboard]'): "
+            "install it or pass --no-dashboard"
+        )
 
 
 def _supervise(
@@ -146,6 +153,8 @@ def _supervise(
             api=_api_line(settings, api_key) if api_key else None,
         )
     )
+    if any(c.name == "dashboard" for c in started):
+        _say(f"\n  dashboard  {supervisor.dashboard_url(settings)}  (live rides, leaderboard)\n")
     progress = _Progress(dsn)
     try:
         dead = supervisor.watch(

@@ -54,7 +54,13 @@ class Child:
 
 
 def plan(
-    settings: Settings, *, bikes: int, speed: str, faults: float, alerts: bool = True
+    settings: Settings,
+    *,
+    bikes: int,
+    speed: str,
+    faults: float,
+    alerts: bool = True,
+    dashboard: bool = True,
 ) -> list[Spec]:
     """The services in start order: each consumer before what feeds it, the simulator last."""
     specs = [
@@ -71,10 +77,27 @@ def plan(
     ]
     if alerts:
         specs.append(Spec("alerts", ("alerts",), settings.alerts_metrics_port))
+    if dashboard:
+        # The dashboard serves /metrics on its own port, beside the pages.
+        url = dashboard_url(settings)
+        specs.append(
+            Spec(
+                "dashboard",
+                ("dashboard",),
+                settings.dashboard_port,
+                note=f"open {url}",
+                port_var="DASHBOARD_PORT",
+            )
+        )
     specs.append(Spec("ingest", ("ingest",), settings.ingest_metrics_port))
     simulate = ("simulate", "--bikes", str(bikes), "--speed", speed, "--rides", "0")
     specs.append(Spec("simulator", (*simulate, "--faults", str(faults))))
     return specs
+
+
+def dashboard_url(settings: Settings) -> str:
+    """Where the demo's dashboard answers."""
+    return f"http://{settings.dashboard_host}:{settings.dashboard_port}/"
 
 
 def stop_order(started: Sequence[T]) -> list[T]:

@@ -1,0 +1,1 @@
+"""The live rider dashboard (Dash): current ride, leaderboard, recent rides, fleet."""
