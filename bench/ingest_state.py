@@ -137,6 +137,9 @@ def run(
     with harness.cloned_database(server, template) as dsn:
         env = ingest_env(bootstrap, dsn, topic, f"state-{uuid.uuid4().hex[:8]}")
         env["INGEST_EVICT_IDLE_S"] = str(evict_idle_s)
+        # Rides close after RIDE_SILENCE_S of *read* time: the hour is compressed into
+        # wall_s seconds, so the 60 s of a real-time feed become 60 * wall_s / 3600 here.
+        env["RIDE_SILENCE_S"] = str(max(1, round(60 * feed["args"]["wall_s"] / 3600)))
         proc = start_ingest(env, 3.0, "--track-state")
         samples: list[float] = []
 

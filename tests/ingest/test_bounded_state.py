@@ -31,9 +31,11 @@ def test_idle_bikes_with_closed_rides_are_evicted_and_recorded_in_the_batch() ->
     run.feed(ride(T0 + timedelta(minutes=9), 5), b"SN0002")  # closed, but recent
     run.feed(ride(T0 + timedelta(minutes=10), 5), b"SN0003")  # still open
     run.feed([value("--------- beginning of a new ride\n")], b"SN0005")  # a banner, nothing else
-    now = run.s.partition_now
-    run.s.close_silent(run.batch, now, 60)
-    evicted = run.s.evict_idle(run.batch, now, 300)
+    # Silence is judged on when lines were read: SN0003 was read last, 100 s after the others.
+    run.s.mark_seen({"SN0001", "SN0002", "SN0005"}, 0.0)
+    run.s.mark_seen({"SN0003"}, 100.0)
+    run.s.close_silent(run.batch, {0: 100.0}, 60)
+    evicted = run.s.evict_idle(run.batch, run.s.partition_now, 300)
     assert evicted == 2
     assert set(run.s.bikes) == {"SN0002", "SN0003"}
     assert run.batch.evicted == {0: {"SN0001", "SN0005"}}
@@ -47,7 +49,8 @@ def test_idle_bikes_with_closed_rides_are_evicted_and_recorded_in_the_batch() ->
 def test_eviction_measures_silence_on_the_bikes_partition() -> None:
     run = Run().feed(ride(T0, 5), b"SN0001").feed(ride(T0, 5), b"SN0002", partition=1)
     later = stamp(T0 + timedelta(minutes=20))
-    run.s.close_silent(run.batch, {1: later}, 60)
+    run.s.mark_seen({"SN0001", "SN0002"}, 0.0)
+    run.s.close_silent(run.batch, {1: 100.0}, 60)
     assert run.s.evict_idle(run.batch, {1: later}, 300) == 1
     assert set(run.s.bikes) == {"SN0001"}
 
@@ -103,7 +106,9 @@ def test_state_stays_bounded_over_many_bikes_that_come_and_go(
     settings: Settings, db: psycopg2.extensions.connection
 ) -> None:
     """300 bikes over an hour of feed, one short ride each: only the recent ones are kept."""
-    settings = settings.model_copy(update={"ingest_evict_idle_s": 300})
+    # The hour is read in seconds: rides close after 1 s of read silence, as the 60 s of a
+    # real-time feed would, and are then forgotten after 300 s of their partition's event time.
+    settings = settings.model_copy(update={"ingest_evict_idle_s": 300, "ride_silence_s": 1})
     feed = []
     for n in range(300):
         key = f"SN{n:04d}"
@@ -114,7 +119,7 @@ def test_state_stays_bounded_over_many_bikes_that_come_and_go(
     feed += [(b"SN0000", v) for v in announce(back, serial="SN0000") + pairs(back, 1, 5)]
     produce(settings, settings.topic_raw, feed, partitions=1)
     service = IngestService(settings, track_state=True)
-    stats = service.run(until_idle=3)
+    stats = service.run(until_idle=5)
     assert stats.consumed == len(feed)
     with db.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT ride_id) FROM daily.readings")
