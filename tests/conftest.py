@@ -50,6 +50,15 @@ def database_url(pg_server: str, pg_template: str) -> Iterator[str]:
         yield dsn
 
 
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real SES-compatible endpoint (moto in server mode) shared by the session's tests."""
+    from tests.alerts.support import running_moto
+
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
+
+
 @pytest.fixture
 def kafka_settings(broker: str, tmp_path: Path) -> Settings:
     """Settings with the real broker and topics of this test's own (no database)."""

@@ -11,14 +11,7 @@ from confluent_kafka import Producer
 
 from services.common.config import Settings
 from services.common.kafka import ensure_topics, make_producer
-from tests.alerts.support import SENDER, Ses, Worker, running_moto
-
-
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto server for the session."""
-    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
-        yield url
+from tests.alerts.support import SENDER, Ses, Worker
 
 
 @pytest.fixture

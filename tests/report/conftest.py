@@ -13,7 +13,7 @@ import pytest
 
 from services.common.config import Settings
 from tests import harness
-from tests.alerts.support import Ses, running_moto
+from tests.alerts.support import Ses
 from tests.report import seed
 
 SENDER = "reports@deloton.example"
@@ -65,12 +65,6 @@ def seeded(
         seed.ingest(settings)
         seed.record_alerts(dsn, day_start=datetime.fromisoformat("2026-11-26T20:00:00+00:00"))
         yield Seeded(settings, dsn, workdir)
-
-
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
-        yield url
 
 
 @pytest.fixture
