@@ -45,7 +45,10 @@ fmt: install ## apply ruff formatting and safe fixes
 	.venv/bin/ruff check --fix services tests bench
 	.venv/bin/ruff format services tests bench
 
-bench: install ## run the benchmarks in bench/ and print their figures
+bench: install system-deps ## run the benchmarks in bench/ and print their figures
+	@command -v wrk >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q wrk; }
 	$(PY) -m bench.run_all
 
 images: ## build the service image and the Lambda jobs image (needs a Docker daemon)

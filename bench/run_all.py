@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench.alerts",
     "bench.dashboard",
     "bench.api",
+    "bench.report",
 ]
 
 
