@@ -46,12 +46,13 @@ def register(subparsers: Any) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run uvicorn with the app until Ctrl-C or SIGTERM; 0 after a graceful Ctrl-C stop."""
+    """Run uvicorn with the app until Ctrl-C or SIGTERM; 0 after either graceful stop."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     from services.api.main import create_app
     from services.api.server import APP_FACTORY, config
+    from services.common.signals import sigterm_as_interrupt
 
     settings = Settings()
     settings.require_database()
@@ -61,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     # uvicorn re-raises Ctrl-C after its graceful shutdown: that is a normal stop.
+    sigterm_as_interrupt()
     with contextlib.suppress(KeyboardInterrupt):
         if workers == 1:
             uvicorn.Server(config(create_app(settings), host=host, port=port)).run()

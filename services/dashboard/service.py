@@ -39,6 +39,8 @@ def run(settings: Settings) -> int:
     """Serve until Ctrl-C or SIGTERM; returns the exit code."""
     from waitress.server import create_server
 
+    from services.common.signals import sigterm_as_interrupt
+
     with running(settings) as ctx:
         app = create_app(ctx)
         try:
@@ -56,6 +58,7 @@ def run(settings: Settings) -> int:
         url = f"http://{settings.dashboard_host}:{settings.dashboard_port}/"
         log.info("dashboard serving", extra={"url": url})
         print(f"dashboard: {url}", flush=True)
+        sigterm_as_interrupt()
         try:
             server.run()
         except KeyboardInterrupt:

@@ -50,8 +50,9 @@ class Batch:
     messages: int = 0
 
     def __len__(self) -> int:
-        """Messages, plus evictions: a batch of evictions alone still has state to save."""
-        return self.messages + len(self.evicted)
+        """Messages, plus evictions and ride ends: a batch of those alone (a quiet partition
+        whose last ride closed by silence) still has rows and state to save."""
+        return self.messages + len(self.evicted) + len(self.ride_ends)
 
     def add_rider(self, rider: Rider, ts: str) -> None:
         """Keep the latest details of each rider seen in this batch."""

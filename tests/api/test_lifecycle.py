@@ -53,6 +53,13 @@ def test_same_summary_before_and_after_compress_and_delete_survives_a_replay(
         assert not before["summarised"] and before["summary"]["readings_count"] == 498
         assert before["ended_at"] is None  # nothing has closed it yet
 
+        # Ingest, still running, hears nothing more of the bike and closes the ride by silence.
+        quiet = settings.model_copy(update={"ride_silence_s": 1})
+        assert run_ingest(quiet, until_idle=8).consumed == 0
+        closed = c.get(f"/ride/{ride_id}").json()
+        assert closed["ended_at"] is not None and not closed["summarised"]
+        assert closed["summary"] == before["summary"]
+
         assert compress(db, now=AFTER_THE_RIDE, settings=settings).rides_summarised == 1
         after = c.get(f"/ride/{ride_id}").json()
         assert after["summarised"]

@@ -39,7 +39,8 @@ def test_idle_bikes_with_closed_rides_are_evicted_and_recorded_in_the_batch() ->
     assert evicted == 2
     assert set(run.s.bikes) == {"SN0002", "SN0003"}
     assert run.batch.evicted == {0: {"SN0001", "SN0005"}}
-    assert len(run.batch) == run.batch.messages + 1  # a batch of evictions alone is flushed
+    # A batch of evictions (and of rides closed by silence) alone is flushed.
+    assert len(run.batch) == run.batch.messages + 1 + len(run.batch.ride_ends)
     # A forgotten bike that comes back starts afresh and loses nothing of its new ride.
     back = T0 + timedelta(minutes=11)
     run.feed(ride(back, 3), b"SN0001")
@@ -134,3 +135,14 @@ def test_state_stays_bounded_over_many_bikes_that_come_and_go(
     assert _gauge("deloton_ingest_bikes_tracked") == len(state)
     assert (_gauge("deloton_ingest_bikes_evicted_total") or 0) >= 260
     assert stats.state_bytes and max(stats.state_bytes) > 0
+
+
+def test_a_ride_closed_by_silence_alone_makes_a_batch_to_flush() -> None:
+    """A quiet partition whose last ride closes by silence has nothing else to write: the
+    close alone must reach the database (and its ride_ended event), or the ride stays open."""
+    run = Run()
+    run.feed(ride(T0, 5), b"SN0001")
+    run.batch = type(run.batch)()  # the readings were flushed already
+    run.s.mark_seen({"SN0001"}, 0.0)
+    assert run.s.close_silent(run.batch, {0: 100.0}, 60) == 1
+    assert run.batch.messages == 0 and len(run.batch) == 1

@@ -37,7 +37,9 @@ def day_figures(dsn: str, day: date, tz_name: str = "Europe/London") -> dict[str
     live = rides[~rides.ride_id.isin(hist.ride_id)].copy()
     per_ride = readings.groupby("ride_id").agg(last=("recorded_at", "max"), watts=("power", "sum"))
     live = live.join(per_ride, on="ride_id")
-    end_at = live.ended_at.fillna(live["last"]).fillna(live.started_at)
+    # A ride still open (no ended_at anywhere) must not leave the column as plain objects.
+    ended = pd.to_datetime(live.ended_at, utc=True)
+    end_at = ended.fillna(live["last"]).fillna(live.started_at)
     live["duration_s"] = (end_at - live.started_at).dt.total_seconds().round().clip(lower=0)
     live["total_energy_kj"] = live.watts.fillna(0) / 1000
     live["alert_count"] = live.ride_id.map(alerts.ride_id.value_counts()).fillna(0)
