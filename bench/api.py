@@ -101,7 +101,7 @@ def generate(dsn: str, w: Workload, *, now: datetime) -> dict[str, float]:
                       'mendoza v9', s.started, s.started + make_interval(secs => s.d), s.d,
                       s.d, s.d - 5, 100 + g %% 60, 150 + g %% 40, 80 + g %% 100, 200 + g %% 150,
                       (80 + g %% 100) * s.d / 1000.0, 50 + g %% 30, 40 + g %% 40, (g %% 50 = 0)::int
-               FROM generate_series(1, %(n)s) g
+               FROM generate_series(1, %(n)s::bigint) g
                CROSS JOIN LATERAL (
                    SELECT %(start)s::timestamptz
                               + make_interval(secs => g * %(step)s) AS started,
@@ -129,7 +129,7 @@ def generate(dsn: str, w: Workload, *, now: datetime) -> dict[str, float]:
                SELECT 2000000000000 + g, 'SN' || g, 1 + (g * 31) %% %(riders)s, 'mendoza v9', s,
                       CASE WHEN s + make_interval(secs => %(len)s + 1) <= %(now)s
                            THEN s + make_interval(secs => %(len)s + 1) END
-               FROM generate_series(1, %(n)s) g
+               FROM generate_series(1, %(n)s::bigint) g
                CROSS JOIN LATERAL (SELECT %(first)s::timestamptz
                    + make_interval(secs => (g * 43200.0 / %(n)s)) AS s) x""",
             {
