@@ -8,6 +8,7 @@ from pathlib import Path
 from services.common.config import Settings
 from services.common.kafka import ensure_topics, make_producer
 from services.ingest.service import IngestService, RunStats
+from services.simulator.models import BIKES, TELEMETRY, Message
 
 
 def produce(
@@ -44,3 +45,23 @@ def sample_messages(path: Path) -> list[tuple[bytes | None, bytes]]:
 def run_ingest(settings: Settings, until_idle: float = 1.5) -> RunStats:
     """One ingest process until caught up and idle."""
     return IngestService(settings).run(until_idle=until_idle)
+
+
+def ingest_single_and_split(
+    settings: Settings, messages: list[Message], second_database: str
+) -> None:
+    """The same feed on the single raw topic (ingested into settings' database) and on split
+    topics (ingested by its own group into `second_database`)."""
+    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
+    produce(settings, settings.topic_bikes, ((m.key, m.value) for m in messages if m.kind == BIKES))
+    produce(
+        settings,
+        settings.topic_telemetry,
+        ((m.key, m.value) for m in messages if m.kind == TELEMETRY),
+    )
+    run_ingest(settings)
+    split = settings.model_copy(
+        update={"ingest_split_topics": True, "ingest_group": settings.ingest_group + "-split"}
+    )
+    split.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
+    run_ingest(split)

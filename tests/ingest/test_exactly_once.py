@@ -16,9 +16,8 @@ from services.common.config import Settings
 from services.ingest.models import Announcement, Banner
 from services.ingest.parser import Parser
 from services.simulator.fleet import Fleet, FleetConfig
-from services.simulator.models import BIKES, TELEMETRY
 from tests import harness
-from tests.ingest.helpers import produce, run_ingest
+from tests.ingest.helpers import ingest_single_and_split, produce, run_ingest
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 TABLES = {
@@ -150,19 +149,7 @@ def test_split_topics_give_the_same_rows_as_the_single_stream(
     settings: Settings, database_url: str, second_database: str
 ) -> None:
     _, messages = fleet_messages(bikes=30, rides=2, seconds=60)
-    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
-    produce(settings, settings.topic_bikes, ((m.key, m.value) for m in messages if m.kind == BIKES))
-    produce(
-        settings,
-        settings.topic_telemetry,
-        ((m.key, m.value) for m in messages if m.kind == TELEMETRY),
-    )
-    run_ingest(settings)
-    split = settings.model_copy(
-        update={"ingest_split_topics": True, "ingest_group": settings.ingest_group + "-split"}
-    )
-    split.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
-    run_ingest(split)
+    ingest_single_and_split(settings, messages, second_database)
     single, joined = snapshot(database_url), snapshot(second_database)
     assert joined["readings"] == single["readings"]
     assert joined["rides"] == single["rides"]

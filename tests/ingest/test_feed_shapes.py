@@ -22,9 +22,9 @@ from services.common.kafka import ensure_topics
 from services.ingest.models import RideLine, TelemetryLine
 from services.ingest.parser import Parser
 from services.simulator.fleet import Fleet, FleetConfig
-from services.simulator.models import BIKES, TELEMETRY
+from services.simulator.models import TELEMETRY
 from tests import harness
-from tests.ingest.helpers import produce, run_ingest, sample_messages
+from tests.ingest.helpers import ingest_single_and_split, produce, run_ingest, sample_messages
 from tests.ingest.test_attribution import as_sent
 from tests.ingest.test_exactly_once import snapshot
 from tests.ingest.test_sessionizer import expected, interleave, ride
@@ -212,19 +212,7 @@ def test_split_topics_treat_duplicated_telemetry_lines_like_the_single_topic(
             messages.append(m)
     copies = len(messages) - 40 * 2 * (2 * 120 + 3) - 40
     assert copies > 50
-    produce(settings, settings.topic_raw, ((m.key, m.value) for m in messages))
-    produce(settings, settings.topic_bikes, ((m.key, m.value) for m in messages if m.kind == BIKES))
-    produce(
-        settings,
-        settings.topic_telemetry,
-        ((m.key, m.value) for m in messages if m.kind == TELEMETRY),
-    )
-    run_ingest(settings)
-    split = settings.model_copy(
-        update={"ingest_split_topics": True, "ingest_group": settings.ingest_group + "-split"}
-    )
-    split.database_url = type(settings.database_url)(second_database)  # type: ignore[misc]
-    run_ingest(split)
+    ingest_single_and_split(settings, messages, second_database)
     single, joined = snapshot(database_url), snapshot(second_database)
     assert len(single["readings"]) == 40 * 2 * 120
     assert joined["readings"] == single["readings"]
