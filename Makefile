@@ -51,6 +51,9 @@ bench: install system-deps ## run the benchmarks in bench/ and print their figur
 		$$SUDO apt-get install -y -q wrk; }
 	$(PY) -m bench.run_all
 
+hostile: install ## 100,000 hostile lines through the running services; a table, non-zero on failure
+	$(PY) -m bench.hostile $(HOSTILE_ARGS)
+
 images: ## build the service image and the Lambda jobs image (needs a Docker daemon)
 	docker build -f docker/Dockerfile -t deloton:local .
 	docker build --provenance=false -f docker/Dockerfile.lambda -t deloton-jobs:local .
@@ -61,4 +64,4 @@ down: ## stop the embedded broker and database started by `deloton infra up`
 clean: down ## remove the virtualenv and local state
 	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install system-deps lock demo test test-unit lint fmt bench images down clean
+.PHONY: help install system-deps lock demo test test-unit lint fmt bench hostile images down clean
