@@ -239,7 +239,8 @@ def truncated_line(rng: random.Random, now: datetime) -> tuple[bytes, str]:
 
 
 def invalid_utf8(rng: random.Random, now: datetime) -> tuple[bytes, str]:
-    junk = bytes(rng.choice([0xFF, 0xFE, 0xC3, 0x80, 0xED, 0xA0]) for _ in range(4))
+    # 0xFF is never UTF-8; the bytes after it are lead and continuation bytes out of place.
+    junk = bytes([0xFF, *(rng.choice([0xFE, 0xC3, 0x80, 0xED, 0xA0]) for _ in range(3))])
     line = _reading(rng, now).encode()[:-1]
     cut = rng.randrange(10, len(line))
     return b'{"log": "' + line[:cut] + junk + line[cut:] + b'\\n"}', "bad_json"
@@ -408,7 +409,7 @@ def build(lines: int, *, seed: int = 14, now: datetime | None = None) -> Feed:
     for n in range(rides):
         start = now - timedelta(seconds=600) + timedelta(seconds=n % 300, milliseconds=n % 7)
         good += good_ride(feed, rng, n, start, seconds)
-    hostile: list[Line] = []
+    hostile: list[list[Line]] = []  # groups of lines that are sent one after the other
     huge_left = max(3, lines // 2000)
     # SYSTEM lines of bikes nobody has seen (the key names another serial): a ride, no readings.
     for n in range(max(3, lines // 200)):
@@ -418,7 +419,7 @@ def build(lines: int, *, seed: int = 14, now: datetime | None = None) -> Feed:
         feed.riders[user_id] = facts
         feed.personal |= personal_strings(facts, data)
         feed.rides[(key, stamp(at))] = (user_id, f"SN-UNKNOWN-{n}")
-        hostile.append(Line(key.encode(), value(system_line(at, data)), "SYSTEM of unknown bikes", "ride"))  # fmt: skip
+        hostile.append([Line(key.encode(), value(system_line(at, data)), "SYSTEM of unknown bikes", "ride")])  # fmt: skip
     # Readings of the good rides sent on the keys of bikes with no ride: orphans, never moved.
     good_pairs = [ln for ln in good if ln.outcome == "reading"]
     picked = rng.sample(
@@ -426,9 +427,15 @@ def build(lines: int, *, seed: int = 14, now: datetime | None = None) -> Feed:
     )
     for n, i in enumerate(picked):  # each pair once: a repeat on one key is a `duplicate`
         key = f"STRAY{n % 50:03d}".encode()
-        for half in good_pairs[i : i + 2]:
-            hostile.append(Line(key, half.value, "other bikes' readings", "reject", "orphan"))
-    while len(good) + len(hostile) < lines:
+        hostile.append(
+            [
+                Line(key, half.value, "other bikes' readings", "reject", "orphan")
+                for half in good_pairs[i : i + 2]
+            ]
+        )
+    count = len(good) + sum(len(g) for g in hostile)
+    while count < lines:
+        count += 1
         kind = rng.choice(list(PARSE_REJECTS))
         body, reason = PARSE_REJECTS[kind](rng, now)
         if rng.random() < 0.002 and huge_left > 0:
@@ -436,15 +443,21 @@ def build(lines: int, *, seed: int = 14, now: datetime | None = None) -> Feed:
             huge_left -= 1
         # A line that fails on its own must not disturb the bike whose key it comes under.
         key = rng.choice(good).key if rng.random() < 0.6 else rng.choice(HOSTILE_KEYS)
-        hostile.append(Line(key, body, kind, "reject", reason))
+        hostile.append([Line(key, body, kind, "reject", reason)])
         feed.personal |= _sent_details(body)
     for _ in range(huge_left):  # at least a few, however short the run
         body, reason = huge_line(rng, now)
-        hostile.append(Line(None, body, "900 KB lines", "reject", reason))
+        hostile.append([Line(None, body, "900 KB lines", "reject", reason)])
         feed.personal |= _sent_details(body)
-    # Interleave: good lines keep their relative order, hostile ones land anywhere.
+    # Interleave: good lines keep their relative order, hostile ones land anywhere, the two
+    # halves of a stray reading together.
     positions = [(i / len(good), 0, ln) for i, ln in enumerate(good)]
-    positions += [(rng.random(), 1, ln) for ln in hostile]
+    seq = len(positions)
+    for group in hostile:
+        where = rng.random()
+        for ln in group:
+            seq += 1
+            positions.append((where, seq, ln))
     positions.sort(key=lambda p: (p[0], p[1]))
     feed.lines = [p[2] for p in positions]
     return feed
