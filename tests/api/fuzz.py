@@ -33,6 +33,6 @@ def run_operations(
         try:
             call()
             results[operation.label] = None
-        except Exception as exc:  # every failure is reported, not only the first
+        except (Exception, BaseExceptionGroup) as exc:  # each operation's failures are reported
             results[operation.label] = f"{type(exc).__name__}: {str(exc)[:2000]}"
     return results
