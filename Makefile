@@ -45,11 +45,11 @@ fmt: install ## apply ruff formatting and safe fixes
 	.venv/bin/ruff check --fix services tests bench
 	.venv/bin/ruff format services tests bench
 
-bench: install system-deps ## run the benchmarks in bench/ and print their figures
+bench: install system-deps ## run every benchmark: bench/results/<name>.json and REPORT.md (BENCH_ARGS=--quick: smoke runs)
 	@command -v wrk >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get install -y -q wrk; }
-	$(PY) -m bench.run_all
+	$(PY) -m bench.run_all $(BENCH_ARGS)
 
 hostile: install ## 100,000 hostile lines through the running services; a table, non-zero on failure
 	$(PY) -m bench.hostile $(HOSTILE_ARGS)
