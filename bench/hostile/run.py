@@ -103,11 +103,18 @@ def run(
             svc = Services(settings, workdir, ses_url, secrets)
             try:
                 _run_services(out, svc, feed, settings, dsn, ses, examples)
+            except Exception as exc:  # the table still says what was checked, and this
+                out.rows.append(
+                    Row("run completed", "", f"{type(exc).__name__}: {exc}"[:300], False)
+                )
             finally:
                 crashed = {n for n, alive in svc.alive().items() if not alive}
                 codes = svc.stop()
                 out.rows.append(row("services that died during the run", set(), crashed))
                 out.rows.append(row("exit codes after SIGINT", {n: 0 for n in codes}, codes))
+            ingest_log = svc.log_path("ingest").read_text(errors="replace")
+            assigned = ingest_log.count("services.ingest.service: assigned")
+            out.rows.append(row("ingest partition assignments (no restart loop)", 1, assigned))
             logs = {p.stem: p for p in workdir.glob("*.log") if p.stem != "moto"}
             tokens = {f"API key ({k})": v for k, v in svc.tokens.items()}
             hidden = {
