@@ -51,7 +51,7 @@ RUNS: dict[str, tuple[list[str], set[str]]] = {
             "1",
         ],
         {"GET /rider/{id}, p99"},
-    ),  # fmt: skip
+    ),
     "ingest_with_compress": (
         ["--rides", "200", "--readings-per-ride", "20", "--bikes", "10"],
         {"ingest, whole run with compress in it", "compress wall time, alongside ingest"},
