@@ -25,10 +25,13 @@ lock: ## re-pin requirements.lock from pyproject.toml (and checkov's own lock fo
 demo: install ## start broker, database, simulated fleet and every service; Ctrl-C stops all
 	.venv/bin/deloton demo
 
-system-deps: ## Debian packages the tests need (pdftoppm renders report pages to PNG)
+system-deps: ## Debian packages the tests need (pdftoppm renders report pages to PNG; wrk loads the API in bench.api)
 	@command -v pdftoppm >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q poppler-utils; }
+	@command -v wrk >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q wrk; }
 
 test: install system-deps ## run the whole test suite against a real broker and PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
