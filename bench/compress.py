@@ -29,6 +29,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 from pydantic import SecretStr
 
+from bench import results
 from services.common import db
 from services.common.config import Settings
 from services.compress import repository as repo
@@ -36,6 +37,7 @@ from services.compress import run
 from tests import harness
 
 RETENTION_HOURS = 12.0
+TARGET_S = 30.0  # summarise and retention of a 10M-reading day
 
 
 @dataclass(frozen=True)
@@ -350,19 +352,55 @@ def _per_m(seconds: float, rows: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures (JSON with --json)."""
     p = argparse.ArgumentParser(prog="python -m bench.compress", description=__doc__.split("\n")[0])
-    p.add_argument("--rides", type=int, default=Workload.rides)
-    p.add_argument("--readings-per-ride", type=int, default=Workload.readings_per_ride)
+    p.add_argument("--quick", action="store_true", help="1,000 rides x 100 readings (a smoke run)")
+    p.add_argument("--rides", type=int, help=f"rides ({Workload.rides:,}; 1,000 with --quick)")
+    p.add_argument(
+        "--readings-per-ride",
+        type=int,
+        help=f"readings per ride ({Workload.readings_per_ride}; 100 with --quick)",
+    )
     p.add_argument("--hours", type=int, default=Workload.hours)
     p.add_argument("--batch-rides", type=int, default=1_000)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
     workload = Workload(
-        rides=args.rides, readings_per_ride=args.readings_per_ride, hours=args.hours
+        rides=args.rides or (1_000 if args.quick else Workload.rides),
+        readings_per_ride=args.readings_per_ride
+        or (100 if args.quick else Workload.readings_per_ride),
+        hours=args.hours,
     )
     with harness.running_postgres() as server:
         figures = bench(server, workload, batch_rides=args.batch_rides)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
+    results.write(
+        "compress",
+        result_figures(figures),
+        quick=args.quick,
+        params=figures["workload"] | {"batch_rides": args.batch_rides},
+        raw=figures,
+    )
     return 0
+
+
+def result_figures(figures: dict[str, Any]) -> list[results.Figure]:
+    """Compress's wall time and memory; retention by DROP against DELETE + VACUUM."""
+    c, d = figures["compress"], figures["retention_drop_vs_delete"]
+    readings = figures["workload"]["readings"]
+    return [
+        results.Figure(
+            "summarise + retention", c["wall_s"], "s", target=TARGET_S, higher_is_better=False,
+            note=f"{readings:,} readings in {figures['workload']['rides']:,} rides",
+        ),
+        results.Figure("python peak RSS", c["peak_rss_mb"], "MiB", higher_is_better=False),
+        results.Figure(
+            "retention by DROP, per million readings",
+            round(_per_m(d["drop_s"], d["drop_rows"]), 4),
+            "s",
+            baseline=round(_per_m(d["delete_s"] + d["vacuum_s"], d["delete_rows"]), 4),
+            baseline_name="DELETE + VACUUM",
+            higher_is_better=False,
+        ),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

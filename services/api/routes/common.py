@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, ParamSpec, TypeVar
+from datetime import date
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Path, Query
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BeforeValidator
 
 from services.api import schemas
 from services.common.reads.rides import Ride
@@ -19,6 +22,19 @@ RideId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="ride id", example
 UserId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="rider's user_id", examples=[5124])]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")]
+_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d\Z", re.ASCII)
+
+
+def _iso_day(value: Any) -> Any:
+    # pydantic reads a number as seconds since 1970 ("1.5e-84" became 1970-01-01): only the
+    # documented YYYY-MM-DD may reach the date parser.
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
+
+
+# A day in a query string: YYYY-MM-DD only.
+Day = Annotated[date, BeforeValidator(_iso_day)]
 
 
 P = ParamSpec("P")
