@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from services.api import errors
 from services.api.auth import KeyCache
-from services.api.deps import no_unknown_query
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
 from services.api.routes import daily, health, riders, rides
@@ -61,7 +60,6 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
-        dependencies=[Depends(no_unknown_query)],
     )
     app.state.settings = settings
     app.state.keys = KeyCache(settings.api_key_cache_s)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Path, Query
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BeforeValidator
 
 from services.api import schemas
@@ -41,17 +43,25 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Threads for route bodies: as many as Starlette's default thread limiter allows (40); each
+# waits on the database, and a pool of API_POOL_SIZE connections bounds the real concurrency.
+_ROUTE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="api-route")
+
+
 def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run a blocking route body in the thread pool, presented to FastAPI as a coroutine.
+    """Run a blocking route body in a thread, presented to FastAPI as a coroutine.
 
     A plain `def` route costs two thread-pool hops (the body, then validating its response);
     as a coroutine the response is validated and serialised on the event loop, which for a
-    model instance is a type check and a JSON dump.
+    model instance is a type check and a JSON dump. The hop goes straight to an executor
+    (with the caller's context variables), not through anyio's capacity limiter and cancel
+    scopes: about a tenth of a request's CPU less.
     """
 
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await run_in_threadpool(route, *args, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, route, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_ROUTE_THREADS, call)
 
     return run
 

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from services.api import schemas
-from services.api.deps import ReadKey, reading
+from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import documented
 from services.api.routes.common import Day, Limit, Offset, page_of, threaded
 from services.common.reads import riders, rides
 
-router = APIRouter(tags=["rides"])
+router = APIRouter(tags=["rides"], route_class=ApiRoute)
 
 
 @router.get(
