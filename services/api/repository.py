@@ -123,11 +123,15 @@ def applied_migration(conn: Connection) -> int | None:
     return row["v"] if row else None
 
 
+def lock_setting(conn: Connection, *, name: str) -> None:
+    """Serialise changes of one setting until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('ops.settings:' || %s))", (name,))
+
+
 def set_setting(conn: Connection, *, key: ApiKey, name: str, value: Any) -> Any:
     """Store a run-time setting and audit the change; returns the value stored before (None:
     none was, the service's environment value was in force). Serialised per setting, so two
-    concurrent changes are audited in the order they took effect."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('ops.settings:' || %s))", (name,))
+    concurrent changes are audited in the order they took effect (take `lock_setting` first)."""
     row = conn.execute("SELECT value FROM ops.settings WHERE name = %s", (name,)).fetchone()
     old = row["value"] if row else None
     conn.execute(

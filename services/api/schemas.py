@@ -314,14 +314,6 @@ class RuntimeSettingsOut(BaseModel):
     refresh_s: float = Field(description="services pick a change up within this many seconds")
 
 
-class SettingChange(BaseModel):
-    """The new value of a setting."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    value: Any = Field(examples=[5])
-
-
 class SettingAudit(BaseModel):
     """One audited change."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from services.common.config import Settings
 
@@ -59,32 +59,52 @@ class InvalidSetting(ValueError):
     """A name that cannot change at run time, or a value its setting refuses."""
 
 
-def _adapter(name: str) -> TypeAdapter[Any]:
+def _field(name: str) -> tuple[Any, Any]:
+    """The run-time field of a setting: its type and bounds (the Settings field's own and the
+    spec's maximum, for tuples each item's), optional so a change names only what it changes."""
     field = Settings.model_fields[name]
-    return TypeAdapter(Annotated[field.annotation, *field.metadata])  # type: ignore[arg-type]
+    spec = SPECS[name]
+    meta: list[Any] = list(field.metadata)
+    annotation: Any = field.annotation
+    if annotation == tuple[int, int, int]:
+        item = Annotated[int, Field(ge=0, le=spec.maximum)]
+        annotation = tuple[item, item, item]
+    elif spec.maximum is not None:
+        meta.append(Field(le=spec.maximum))
+    typed = Annotated[tuple([annotation, *meta])] if meta else annotation
+    return typed | None, Field(default=None, description=spec.description)
 
 
-_ADAPTERS = {name: _adapter(name) for name in SPECS}
+RuntimeChange: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "RuntimeChange",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __doc__="Run-time settings to change; each one named is validated like its setting.",
+    **{name: _field(name) for name in SPECS},
+)
+
+
+def parse_change(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The named settings validated (JSON-able), or InvalidSetting saying what is wrong."""
+    try:
+        change = RuntimeChange.model_validate(dict(values))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidSetting(f"{where}: {first['msg']}") from None
+    return {
+        name: list(v) if isinstance(v, tuple) else v
+        for name, v in change.model_dump(exclude_unset=True).items()
+        if v is not None
+    }
 
 
 def validate(name: str, value: Any) -> Any:
-    """The value as its setting holds it (JSON-able), or InvalidSetting saying why."""
-    spec = SPECS.get(name)
-    if spec is None:
-        raise InvalidSetting(f"{name!r} cannot be changed at run time; known: {sorted(SPECS)}")
-    if isinstance(value, bool) or value is None:
-        raise InvalidSetting(f"{name}: expected a number, got {value!r}")
-    try:
-        checked = _ADAPTERS[name].validate_python(value, strict=False)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidSetting(f"{name}: {first['msg']}") from None
-    numbers = checked if isinstance(checked, tuple) else (checked,)
-    if spec.maximum is not None and any(n > spec.maximum for n in numbers):
-        raise InvalidSetting(f"{name}: at most {spec.maximum:g}")
-    if isinstance(checked, float) and checked != checked:
-        raise InvalidSetting(f"{name}: not a number")
-    return list(checked) if isinstance(checked, tuple) else checked
+    """One setting's value as stored (JSON-able), or InvalidSetting saying why."""
+    if name not in SPECS:
+        raise InvalidSetting(f"{name!r} cannot be changed at run time")
+    if value is None:
+        raise InvalidSetting(f"{name}: a value is needed")
+    return parse_change({name: value})[name]
 
 
 def apply(base: Settings, stored: Mapping[str, Any]) -> Settings:

@@ -28,13 +28,15 @@ STUCK_HR = "stuck_hr"  # heart rate frozen for minutes
 GAP = "gap"  # seconds of readings lost
 IMPLAUSIBLE = "implausible"  # a heart rate no body makes (some beyond the parser's limit)
 CLOCK_SKEW = "clock_skew"  # the bike's clock minutes off (decided once per bike)
-SENSOR_FAULTS = (STUCK_RPM, STUCK_HR, GAP, IMPLAUSIBLE)
+LATE = "late"  # a second's pair of lines delivered several seconds late (overtaken)
+SENSOR_FAULTS = (STUCK_RPM, STUCK_HR, GAP, IMPLAUSIBLE, LATE)
 QUALITY_FAULTS = (*SENSOR_FAULTS, CLOCK_SKEW)
 KNOWN_FAULTS = (*ALL_FAULTS, *QUALITY_FAULTS)
 # Joining mid-ride is decided once per bike, so it gets a larger share than a per-line fault.
 JOIN_FACTOR = 5.0
 
 _TELEMETRY = b"Telemetry - "
+_RIDE = b"Ride - "
 _HRT = re.compile(rb"hrt = \d+")
 _RPM = re.compile(rb"rpm = \d+")
 _STAMP = re.compile(rb'^\{"log": "(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)')
@@ -80,6 +82,8 @@ class FaultInjector:
         contact_left = stuck_left = rpm_left = hr_left = gap_left = 0
         last_readings = stuck_readings = b""
         rpm_text = hr_text = b""
+        late: list[Message] = []
+        late_take = late_wait = 0
         for msg in stream:
             if msg is None:
                 yield None
@@ -97,11 +101,24 @@ class FaultInjector:
                 hr_left, hr_text = rng.randrange(240, 400), b""
             elif fault == GAP and not gap_left:
                 gap_left = 2 * rng.randrange(5, 30)  # a Ride and a Telemetry line a second
-            if fault in (CONTACT_LOSS, STUCK_SENSOR, STUCK_RPM, STUCK_HR, GAP):
+            elif fault == LATE and not late and not late_take and msg.value.find(_RIDE) >= 0:
+                late_take, late_wait = 2, 2 * rng.randrange(3, 8)
+            if fault in (CONTACT_LOSS, STUCK_SENSOR, STUCK_RPM, STUCK_HR, GAP, LATE):
                 counts[fault] += 1
             if gap_left and msg.kind == TELEMETRY_KIND:
                 gap_left -= 1
                 continue
+            if late_take and msg.kind == TELEMETRY_KIND:
+                late_take -= 1
+                late.append(msg)
+                continue
+            if late and msg.kind == TELEMETRY_KIND:
+                late_wait -= 1
+                if late_wait <= 0:
+                    yield msg
+                    yield from late
+                    late.clear()
+                    continue
             start = msg.value.find(_TELEMETRY)
             if start >= 0 and (rpm_left or hr_left or fault == IMPLAUSIBLE):
                 msg, rpm_left, rpm_text, hr_left, hr_text = self._sensor(
@@ -138,6 +155,7 @@ class FaultInjector:
                 held = None
         if held is not None:
             yield held
+        yield from late
 
     def _sensor(
         self,

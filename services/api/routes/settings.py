@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 
 from services.api import repository, schemas
 from services.api.deps import AdminKey, get_pool, reading
@@ -15,9 +15,6 @@ from services.common.config import Settings
 from services.common.reads import settings as reads
 
 router = APIRouter(tags=["settings"])
-SettingName = Annotated[
-    str, Path(max_length=64, pattern=r"^[a-z0-9_]+$", examples=["alert_episode_readings"])
-]
 
 
 def _out(name: str, base: Settings, effective: dict[str, object],
@@ -57,39 +54,43 @@ def get_settings(request: Request, _key: AdminKey) -> schemas.RuntimeSettingsOut
     )
 
 
-@router.put(
-    "/settings/{name}",
-    response_model=schemas.SettingOut,
-    responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
-    summary="Change a run-time setting (admin, audited)",
+@router.patch(
+    "/settings",
+    response_model=schemas.RuntimeSettingsOut,
+    responses={
+        **documented(400, 401, 403, 414, 422, 429, 503),
+        409: {"model": schemas.ErrorBody, "description": "settings that would disagree"},
+    },
+    summary="Change run-time settings (admin, audited)",
 )
 @threaded
-def put_setting(
+def patch_settings(
     request: Request,
-    name: SettingName,
     key: AdminKey,
-    change: Annotated[schemas.SettingChange, Body()],
-) -> schemas.SettingOut:
-    """Validate and store the value; running services follow it within `refresh_s` seconds.
-    The change is audited with the key, the time, the old and the new value."""
-    if name not in runtime.SPECS:
-        raise ApiError(404, "not_found", f"no run-time setting {name}")
-    try:
-        value = runtime.validate(name, change.value)
-    except runtime.InvalidSetting as exc:
-        raise ApiError(422, "invalid_value", str(exc)) from None
+    change: Annotated[runtime.RuntimeChange, Body()],  # type: ignore[valid-type]
+) -> schemas.RuntimeSettingsOut:
+    """Store the settings named in the body, each validated like its environment variable;
+    running services follow them within `refresh_s` seconds. Each change is audited with the
+    key, the time, the old and the new value. 409 when the result would be inconsistent
+    (a recovery score below the incident threshold)."""
+    values = runtime.parse_change(change.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
     base: Settings = request.app.state.settings
     with pool.read_write(get_pool(request)) as conn:
-        if not runtime.cross_check(
-            {**runtime.effective(base, runtime_store.stored(conn)), name: value}
-        ):
+        for name in sorted(values):  # one lock order, so two changes never deadlock
+            repository.lock_setting(conn, name=name)
+        current = runtime.effective(base, runtime_store.stored(conn))
+        if not runtime.cross_check({**current, **values}):
             raise ApiError(
-                422, "invalid_value", "quality_recover_score must be at least quality_min_score"
+                409, "conflict", "quality_recover_score must be at least quality_min_score"
             )
-        repository.set_setting(conn, key=key, name=name, value=value)
+        for name, value in sorted(values.items()):
+            repository.set_setting(conn, key=key, name=name, value=value)
         stored = reads.stored_settings(conn)
     effective = runtime.effective(base, {n: s.value for n, s in stored.items()})
-    return _out(name, base, effective, stored)
+    return schemas.RuntimeSettingsOut(
+        settings=[_out(name, base, effective, stored) for name in runtime.SPECS],
+        refresh_s=base.runtime_settings_refresh_s,
+    )
 
 
 @router.get(
