@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     retention_hours: float = Field(default=12.0, gt=0)
     compress_batch_rides: int = Field(default=1000, ge=1)
     compress_interval_s: int = Field(default=600, ge=1)
+    compress_metrics_port: int = 9103  # `compress --loop` /metrics (0: off)
 
     # Daily executive report.
     report_timezone: str = "Europe/London"  # the business day the report covers

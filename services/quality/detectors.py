@@ -30,6 +30,7 @@ class Reading(NamedTuple):
 # Runs of identical values this long are a stuck sensor, not a steady rider.
 FLAT_CADENCE_S = 60  # rpm (with resistance) flat while power moves, or power flat while rpm moves
 FLAT_HEART_RATE_S = 180
+CONTACT_GRACE_S = 30
 # A heart rate outside these is no body's (the parser already refuses > 250).
 HEART_RATE_PLAUSIBLE = (30, 240)
 
@@ -57,8 +58,10 @@ class Quality:
 
 
 def no_contact(readings: Sequence[Reading]) -> float:
-    """Share of readings without heart-rate contact."""
-    return sum(r.heart_rate is None for r in readings) / len(readings) if readings else 0.0
+    """Share of readings without heart-rate contact, past each ride's first CONTACT_GRACE_S
+    (a rider takes a few seconds to grip the handles: the feed sends no contact until then)."""
+    counted = [r for r in readings if r.elapsed_s > CONTACT_GRACE_S]
+    return sum(r.heart_rate is None for r in counted) / len(counted) if counted else 0.0
 
 
 def gaps(readings: Sequence[Reading]) -> float:
