@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from services.common import db, runtime, runtime_store
 from services.common.config import Settings
 from services.quality import message, metrics
 from services.quality import repository as repo
-from services.quality.detectors import Quality, clock_skews, judge
+from services.quality.detectors import Quality, Reading, clock_skews, judge
 
 log = logging.getLogger(__name__)
 MAX_EMAIL_ATTEMPTS = 20  # runs a transiently failing email is retried over, then `failed`
@@ -49,7 +50,7 @@ class RunResult:
 
 
 def assess(
-    readings: dict[str, list[Any]],
+    readings: Iterable[tuple[str, list[Reading]]],
     rejects: dict[str, dict[str, int]],
     lags: dict[str, float],
     *,
@@ -59,7 +60,7 @@ def assess(
     skews = clock_skews(lags)
     return {
         bike: judge(rows, rejects.get(bike, {}), skews.get(bike, 0.0))
-        for bike, rows in readings.items()
+        for bike, rows in readings
         if len(rows) >= min_readings
     }
 
@@ -91,10 +92,12 @@ def run_on(conn: psycopg2.extensions.connection, settings: Settings, *, now: dat
         if not repo.try_lock(cur):
             result.status = "skipped"
             return result
+        rejects = repo.window_rejects(cur, since=since, until=now)
+        lags = repo.clock_lags(cur, since=since)
         judged = assess(
-            repo.window_readings(cur, since=since, until=now),
-            repo.window_rejects(cur, since=since, until=now),
-            repo.clock_lags(cur, since=since),
+            repo.window_readings(conn, since=since, until=now),
+            rejects,
+            lags,
             min_readings=settings.quality_min_readings,
         )
         repo.save_quality(cur, computed_at=now, since=since, until=now, judged=judged)

@@ -4,9 +4,11 @@ incidents and their emails. Keyword-only functions taking a psycopg2 cursor firs
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg2.extensions
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json, execute_values
 
@@ -22,20 +24,32 @@ def try_lock(cur: Cursor) -> bool:
     return bool(row and row[0])
 
 
-def window_readings(cur: Cursor, *, since: datetime, until: datetime) -> dict[str, list[Reading]]:
-    """Each bike's readings recorded in [since, until), by ride and second."""
-    cur.execute(
-        """SELECT r.bike_serial, d.ride_id, d.elapsed_s, d.recorded_at, d.resistance,
-                  d.heart_rate, d.rpm, d.power
-           FROM daily.readings d JOIN daily.rides r USING (ride_id)
-           WHERE d.recorded_at >= %s AND d.recorded_at < %s
-           ORDER BY r.bike_serial, d.ride_id, d.elapsed_s""",
-        (since, until),
-    )
-    out: dict[str, list[Reading]] = defaultdict(list)
-    for serial, *rest in cur.fetchall():
-        out[serial].append(Reading(*rest))
-    return dict(out)
+def window_readings(
+    conn: psycopg2.extensions.connection, *, since: datetime, until: datetime
+) -> Iterator[tuple[str, list[Reading]]]:
+    """Each bike's readings recorded in [since, until), by ride and second, one bike at a time
+    through a server-side cursor (memory holds one bike's window, not the fleet's). Runs in
+    the caller's open transaction."""
+    with conn.cursor(name="quality_window") as cur:
+        cur.itersize = 20_000
+        cur.execute(
+            """SELECT r.bike_serial, d.ride_id, d.elapsed_s, d.recorded_at, d.resistance,
+                      d.heart_rate, d.rpm, d.power
+               FROM daily.readings d JOIN daily.rides r USING (ride_id)
+               WHERE d.recorded_at >= %s AND d.recorded_at < %s
+               ORDER BY r.bike_serial, d.ride_id, d.elapsed_s""",
+            (since, until),
+        )
+        bike: str | None = None
+        rows: list[Reading] = []
+        for serial, *rest in cur:
+            if serial != bike:
+                if bike is not None:
+                    yield bike, rows
+                bike, rows = serial, []
+            rows.append(Reading(*rest))
+        if bike is not None:
+            yield bike, rows
 
 
 def window_rejects(cur: Cursor, *, since: datetime, until: datetime) -> dict[str, dict[str, int]]:

@@ -47,7 +47,8 @@ def test_each_fault_kind_trips_its_detector_and_only_that_bike(
     detector: str,
 ) -> None:
     streams = {**clean_fleet, FAULTY: with_fault(clean_fleet[FAULTY], kind, rate)}
-    judged = assess(*ingest(streams), min_readings=DEFAULTS.quality_min_readings)
+    readings, rejects, lags = ingest(streams)
+    judged = assess(readings.items(), rejects, lags, min_readings=DEFAULTS.quality_min_readings)
     bad = judged[FAULTY]
     assert detector in bad.problems, bad
     assert bad.measures[detector] >= LIMITS[detector]
@@ -61,7 +62,8 @@ def test_each_fault_kind_trips_its_detector_and_only_that_bike(
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10**6), bikes=st.integers(3, 5), seconds=st.integers(60, 900))
 def test_a_clean_fleet_is_never_flagged(seed: int, bikes: int, seconds: int) -> None:
-    judged = assess(*ingest(fleet_by_bike(bikes, seconds, seed)), min_readings=60)
+    readings, rejects, lags = ingest(fleet_by_bike(bikes, seconds, seed))
+    judged = assess(readings.items(), rejects, lags, min_readings=60)
     assert len(judged) == bikes
     for bike, quality in judged.items():
         assert quality.problems == [], (bike, quality)
