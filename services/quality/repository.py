@@ -30,6 +30,10 @@ def window_readings(
     """Each bike's readings recorded in [since, until), by ride and second, one bike at a time
     through a server-side cursor (memory holds one bike's window, not the fleet's). Runs in
     the caller's open transaction."""
+    with conn.cursor() as plain:
+        # The whole window is read: plan for total time, not for the first rows (a cursor's
+        # default, which picks a nested loop over every hourly partition's index).
+        plain.execute("SET LOCAL cursor_tuple_fraction = 1.0")
     with conn.cursor(name="quality_window") as cur:
         cur.itersize = 20_000
         cur.execute(
