@@ -19,9 +19,11 @@ START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 NOW = START + timedelta(hours=3)
 
 
-def fleet_by_bike(bikes: int, seconds: int, seed: int = 1) -> dict[str, list[Message]]:
+def fleet_by_bike(
+    bikes: int, seconds: int, seed: int = 1, start: datetime = START
+) -> dict[str, list[Message]]:
     """A clean fleet's messages, one list per bike (one ride each)."""
-    fleet = Fleet(FleetConfig(bikes=bikes, rides=1, seconds=seconds, seed=seed, start=START))
+    fleet = Fleet(FleetConfig(bikes=bikes, rides=1, seconds=seconds, seed=seed, start=start))
     out: dict[str, list[Message]] = {}
     for msg in fleet.messages():
         assert msg.key is not None
