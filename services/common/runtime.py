@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from services.common.config import Settings
 
@@ -75,9 +82,25 @@ def _field(name: str) -> tuple[Any, Any]:
     return typed | None, Field(default=None, description=spec.description)
 
 
+class _Numbers(BaseModel):
+    """Settings are numbers: JSON true/false is refused, not read as 1/0."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: Any) -> Any:
+        values = data.values() if isinstance(data, dict) else ()
+        for value in values:
+            items = value if isinstance(value, list | tuple) else (value,)
+            if any(isinstance(item, bool) for item in items):
+                raise ValueError("true/false is not a number")
+        return data
+
+
 RuntimeChange: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "RuntimeChange",
-    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __base__=_Numbers,
     __doc__="Run-time settings to change; each one named is validated like its setting.",
     **{name: _field(name) for name in SPECS},
 )

@@ -30,6 +30,7 @@ def test_settings_are_admin_only_validated_and_every_change_is_audited(live_api:
         for bad in (
             {"alert_episode_readings": 0},
             {"alert_episode_readings": "many"},
+            {"alert_episode_readings": True},
             {"alert_episode_readings": 601},
             {"alert_min_hr_male": [40, 47]},
             {"retention_hours": -1},
