@@ -1,12 +1,14 @@
 """Benchmark `deloton quality`: one fleet health run over a full window of a 1,000-bike fleet.
 
     python -m bench.quality                  # 1,000 bikes x 900 readings (15 minutes)
-    python -m bench.quality --bikes 200
+    python -m bench.quality --quick          # 50 bikes: a smoke run
     DATABASE_URL=postgresql://... python -m bench.quality   # else an embedded PostgreSQL
 
 Readings are generated inside PostgreSQL (generate_series) in a scratch database: plausible
 values, 1% of bikes without heart-rate contact so some incidents open. Prints wall and CPU
-seconds of the run and the process's peak RSS (the window is read one bike at a time).
+seconds of the run and the process's peak RSS (the window is read one bike at a time), and
+writes bench/results/quality.json. The target is the schedule: a run must end well within
+QUALITY_INTERVAL_S (60 s).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 from pydantic import SecretStr
 
+from bench import results
 from services.common import db
 from services.common.config import Settings
 from services.quality.job import run_on
@@ -62,31 +65,44 @@ def seed(dsn: str, bikes: int, now: datetime) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bikes", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bikes", type=int, default=None, help="1,000 (50 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="50 bikes: a smoke run")
     args = parser.parse_args()
+    bikes = args.bikes or (50 if args.quick else 1000)
     now = datetime.now(UTC).replace(microsecond=0)
     with harness.running_postgres() as server, harness.scratch_database(server) as dsn:
-        seed(dsn, args.bikes, now)
+        seed(dsn, bikes, now)
         settings = Settings(_env_file=None, database_url=SecretStr(dsn))  # type: ignore[call-arg]
         conn = db.connect(dsn)
         wall, cpu = time.perf_counter(), time.process_time()
         result = run_on(conn, settings, now=now)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         conn.close()
-    print(
-        json.dumps(
-            {
-                "bikes": args.bikes,
-                "readings": args.bikes * (WINDOW_S - 1),
-                "judged": result.judged,
-                "opened": len(result.opened),
-                "wall_s": round(wall, 2),
-                "cpu_s": round(cpu, 2),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            }
-        )
-    )
+    rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    figures = {
+        "bikes": bikes,
+        "readings": bikes * (WINDOW_S - 1),
+        "judged": result.judged,
+        "opened": len(result.opened),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": rss,
+    }
+    print(json.dumps(figures))
+    window = f"{figures['readings']:,} readings of {bikes:,} bikes"
+    results.write(
+        "quality",
+        [
+            results.Figure("fleet health run", figures["wall_s"], "s", target=60.0,
+                           higher_is_better=False, note=window),
+            results.Figure("fleet health run, CPU", figures["cpu_s"], "s", higher_is_better=False),
+            results.Figure("fleet health: peak RSS", rss, "MiB", higher_is_better=False),
+        ],
+        quick=args.quick,
+        params={"bikes": bikes, "window_s": WINDOW_S},
+        raw=figures,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
