@@ -24,6 +24,8 @@ def test_settings_are_admin_only_validated_and_every_change_is_audited(live_api:
         after = {s["name"]: s for s in changed.json()["settings"]}["alert_episode_readings"]
         assert (after["value"], after["default"], after["stored"]) == (5, 3, True)
         assert after["updated_by"] == "key-read,admin"
+        unchanged = admin.patch("/settings")  # no body: nothing changes, nothing audited
+        assert unchanged.status_code == 200 and unchanged.json() == changed.json()
         both = {"alert_episode_readings": 6, "alert_min_hr_female": [44, 50, 55]}
         assert admin.patch("/settings", json=both).status_code == 200
 

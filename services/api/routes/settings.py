@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel
 
 from services.api import repository, schemas
 from services.api.deps import AdminKey, get_pool, reading
@@ -67,13 +68,15 @@ def get_settings(request: Request, _key: AdminKey) -> schemas.RuntimeSettingsOut
 def patch_settings(
     request: Request,
     key: AdminKey,
-    change: Annotated[runtime.RuntimeChange, Body()],  # type: ignore[valid-type]
+    change: Annotated[runtime.RuntimeChange | None, Body()] = None,  # type: ignore[valid-type]
 ) -> schemas.RuntimeSettingsOut:
     """Store the settings named in the body, each validated like its environment variable;
     running services follow them within `refresh_s` seconds. Each change is audited with the
     key, the time, the old and the new value. 409 when the result would be inconsistent
-    (a recovery score below the incident threshold)."""
-    values = runtime.parse_change(change.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+    (a recovery score below the incident threshold). Without a body nothing changes."""
+    given: BaseModel | None = change
+    dumped: dict[str, Any] = given.model_dump(exclude_unset=True) if given is not None else {}
+    values = runtime.parse_change(dumped)
     base: Settings = request.app.state.settings
     with pool.read_write(get_pool(request)) as conn:
         for name in sorted(values):  # one lock order, so two changes never deadlock
