@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.dashboard",
     "bench.api",
     "bench.report",
+    "bench.quality",
 ]
 
 

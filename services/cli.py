@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "services.simulator.cli",
     "services.ingest.cli",
     "services.compress.cli",
+    "services.quality.cli",
     "services.report.cli",
     "services.alerts.cli",
     "services.dashboard.cli",

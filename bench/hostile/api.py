@@ -26,6 +26,10 @@ SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/daily"): "read",
     ("GET", "/leaderboard"): "read",
     ("GET", "/city/{city}"): "read",
+    ("GET", "/fleet/health"): "read",
+    ("GET", "/settings"): "admin",
+    ("PATCH", "/settings"): "admin",  # without a body: changes nothing, answers the settings
+    ("GET", "/settings/audit"): "admin",
     ("GET", "/health"): None,
     ("GET", "/metrics"): None,
 }

@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     retention_hours: float = Field(default=12.0, gt=0)
     compress_batch_rides: int = Field(default=1000, ge=1)
     compress_interval_s: int = Field(default=600, ge=1)
+    compress_metrics_port: int = 9103  # `compress --loop` /metrics (0: off)
 
     # Daily executive report.
     report_timezone: str = "Europe/London"  # the business day the report covers
@@ -145,6 +146,20 @@ class Settings(BaseSettings):
     api_rate_limit_burst: int = Field(default=100, ge=1)  # requests a key may send at once
     api_key_cache_s: float = Field(default=5.0, ge=0)  # a revoked key works at most this long
 
+    # Settings changed at run time (ops.settings, through the API): how often services read
+    # them. The values above are the defaults a setting without a stored value keeps.
+    runtime_settings_refresh_s: float = Field(default=5.0, gt=0, le=10)
+
+    # Fleet health: per-bike data quality and incidents (`deloton quality`).
+    quality_window_s: int = Field(default=900, ge=60)  # seconds of readings each run judges
+    quality_min_score: float = Field(default=0.7, ge=0, le=1)  # below: an incident opens
+    quality_recover_score: float = Field(default=0.85, ge=0, le=1)  # at or above: it clears
+    quality_min_readings: int = Field(default=60, ge=1)  # fewer in the window: not judged
+    quality_interval_s: int = Field(default=60, ge=1)  # schedule of `quality --loop`
+    quality_recipients: str = "ops@deloton.example"  # comma-separated: incident emails
+    quality_sender: str = "fleet-health@deloton.example"
+    quality_metrics_port: int = 9104  # `quality --loop` /metrics (0: off)
+
     def require_kafka(self) -> str:
         """The bootstrap servers, or a clear error telling the user how to get them."""
         if not self.kafka_bootstrap_servers:
@@ -152,6 +167,10 @@ class Settings(BaseSettings):
                 "KAFKA_BOOTSTRAP_SERVERS is not set: run `deloton infra up` or point it at a broker"
             )
         return self.kafka_bootstrap_servers
+
+    def quality_recipient_list(self) -> list[str]:
+        """QUALITY_RECIPIENTS split on commas, blanks dropped."""
+        return [a.strip() for a in self.quality_recipients.split(",") if a.strip()]
 
     def report_recipient_list(self) -> list[str]:
         """REPORT_RECIPIENTS split on commas, blanks dropped."""

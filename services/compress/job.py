@@ -19,6 +19,7 @@ from typing import Any
 import psycopg2.errors
 import psycopg2.extensions
 
+from services.common import runtime, runtime_store
 from services.common.config import Settings
 from services.common.db import connect, transaction
 from services.compress import repository as repo
@@ -85,6 +86,9 @@ def run(
     if isinstance(target, Settings):
         conn = connect(target.require_database(), application_name="deloton-compress")
         try:
+            # Retention windows changed through the API apply from the next run.
+            with transaction(conn):
+                target = runtime.apply(target, runtime_store.stored(conn))
             return run(conn, now=now, settings=target, on_batch=on_batch)
         finally:
             conn.close()

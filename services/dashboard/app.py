@@ -25,6 +25,7 @@ NAV = (
     ("/leaderboard", "Leaderboard"),
     ("/recent", "Recent rides"),
     ("/fleet", "Fleet now"),
+    ("/fleet-health", "Fleet health"),
 )
 
 
@@ -58,6 +59,7 @@ class Context:
 def create_app(ctx: Context) -> dash.Dash:
     """The Dash app with every page registered."""
     from services.dashboard.pages import fleet, leaderboard, recent, ride
+    from services.dashboard.pages import health as fleet_health
 
     app = dash.Dash(
         __name__,
@@ -88,6 +90,7 @@ def create_app(ctx: Context) -> dash.Dash:
         "/leaderboard": leaderboard.layout,
         "/recent": recent.layout,
         "/fleet": fleet.layout,
+        "/fleet-health": fleet_health.layout,
     }
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
@@ -100,7 +103,7 @@ def create_app(ctx: Context) -> dash.Dash:
             )
         return page(ctx, search or "")
 
-    for module in (ride, leaderboard, recent, fleet):
+    for module in (ride, leaderboard, recent, fleet, fleet_health):
         module.register(app, ctx)
 
     @app.server.route("/metrics")

@@ -66,6 +66,7 @@ RUNS: dict[str, tuple[list[str], set[str]]] = {
         ["--rides", "300", "--readings-per-ride", "20"],
         {"summarise + retention", "retention by DROP, per million readings"},
     ),
+    "quality": (["--bikes", "20"], {"fleet health run", "fleet health: peak RSS"}),
 }
 # Figures that may be zero at smoke sizes: no duplicate, nothing left to keep, ingest done
 # before compress began, every viewer served from the cache.
