@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from services.api import schemas
-from services.api.deps import ReadKey, reading
+from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import documented
 from services.api.routes.common import threaded
 from services.common import runtime_store
@@ -15,7 +15,7 @@ from services.common.reads import fleet
 from services.common.runtime import apply
 from services.quality.detectors import LIMITS
 
-router = APIRouter(tags=["fleet"])
+router = APIRouter(tags=["fleet"], route_class=ApiRoute)
 
 
 @router.get(

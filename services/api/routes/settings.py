@@ -8,14 +8,14 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel
 
 from services.api import repository, schemas
-from services.api.deps import AdminKey, get_pool, reading
+from services.api.deps import AdminKey, ApiRoute, get_pool, reading
 from services.api.errors import ApiError, documented
 from services.api.routes.common import threaded
 from services.common import pool, runtime, runtime_store
 from services.common.config import Settings
 from services.common.reads import settings as reads
 
-router = APIRouter(tags=["settings"])
+router = APIRouter(tags=["settings"], route_class=ApiRoute)
 
 
 def _out(name: str, base: Settings, effective: dict[str, object],
