@@ -14,7 +14,8 @@ it, the truth file (JSON lines) says:
   mid-ride: `orphan`), and the surviving half of a pair whose other line was broken
   (`unpaired`).
 
-A repeated banner carries neither data nor a timestamp, so it is not a bad line.
+A repeated banner or "Getting user data" line carries no data and changes nothing, so it is
+not a bad line.
 """
 
 from __future__ import annotations
@@ -154,8 +155,10 @@ class BikeTruth:
 
     def extra(self, msg: Message, why: str) -> None:
         """Another bad line sent beside the line just given to `clean`."""
-        if msg.value.startswith(b'{"log": "---------'):
-            return  # a repeated banner: no data, no timestamp, nothing to reject
+        if msg.value.startswith(b'{"log": "---------') or lines.GETTING_USER.encode() in msg.value:
+            # A repeated banner or "Getting user data" line announces the same ride again:
+            # it makes no row and changes nothing, so ingest need not reject it.
+            return
         self.truth.bad(self.serial, msg.value, why)
 
     def finish(self) -> None:
@@ -231,7 +234,9 @@ class Truth:
         dob = rider["dob"]
         assert isinstance(dob, date)
         who = Rider(int(str(rider["user_id"])), str(rider["gender"]), dob)
-        state = apply(None, RideStarted(0, serial, parse_stamp(ride.started), who), self.rules).state
+        state = apply(
+            None, RideStarted(0, serial, parse_stamp(ride.started), who), self.rules
+        ).state
         due = []
         for n, ts, _, hr, _, _ in readings:
             at = parse_stamp(ts)

@@ -51,10 +51,18 @@ class Verdict:
     def failures(self) -> dict[str, int]:
         """The counts that are not 0 but must be."""
         names = (
-            "readings_lost readings_duplicated readings_wrong bad_not_rejected good_rejected "
-            "alerts_missed alerts_duplicated alerts_spurious rides_unsummarised "
-            "summaries_wrong api_wrong"
-        ).split()
+            "readings_lost",
+            "readings_duplicated",
+            "readings_wrong",
+            "bad_not_rejected",
+            "good_rejected",
+            "alerts_missed",
+            "alerts_duplicated",
+            "alerts_spurious",
+            "rides_unsummarised",
+            "summaries_wrong",
+            "api_wrong",
+        )
         return {n: getattr(self, n) for n in names if getattr(self, n)}
 
     def example(self, text: str) -> None:
@@ -89,9 +97,9 @@ def check_readings(
     for i, ride in enumerate(truth_rides):
         for n, ts, resistance, hr, rpm, power in ride["readings"]:
             v.readings_expected += 1
-            ride_id = ids.get(i)
-            got = stored.get((ride_id, n), []) if ride_id is not None else []
-            expected.add((ride_id, n))
+            known = ids.get(i)
+            got = stored.get((known, n), []) if known is not None else []
+            expected.add((known, n))
             if not got:
                 v.readings_lost += 1
                 v.example(f"lost: {ride['bike']} ride {ride['started']} second {n}")
@@ -100,7 +108,7 @@ def check_readings(
             want = (parse_stamp(ts), resistance, hr or None, rpm, float(power))
             if got[0] != want:
                 v.readings_wrong += 1
-                v.example(f"wrong: ride {ride_id} second {n}: {got[0]} != {want}")
+                v.example(f"wrong: ride {known} second {n}: {got[0]} != {want}")
     for key, got in stored.items():
         if key not in expected:
             v.readings_wrong += len(got)
@@ -138,7 +146,7 @@ def check_alerts(
     delivered: Iterable[str],
 ) -> None:
     """Every alert due delivered once (X-Deloton-Alert: ride_id/episode), none other."""
-    due = set()
+    due: set[tuple[int, ...]] = set()
     for i, ride in enumerate(truth_rides):
         for episode, _kind, _at in ride["alerts"]:
             due.add((ids.get(i, -1 - i), int(episode)))
@@ -195,7 +203,7 @@ def check_summaries(
         want = expected_summary(ride)
         ride_id = ids.get(i)
         got = stored.get(ride_id) if ride_id is not None else None
-        if got is None:
+        if got is None or ride_id is None:
             v.rides_unsummarised += 1
             v.example(f"not summarised: {ride['bike']} ride {ride['started']}")
             continue

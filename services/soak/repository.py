@@ -32,7 +32,7 @@ def rejects(cur: Cursor) -> list[tuple[bytes, bytes, str]]:
 def summaries(cur: Cursor) -> dict[int, dict[str, Any]]:
     """historical.rides as {ride_id: {column: value}}."""
     cur.execute("SELECT * FROM historical.rides")
-    names = [c.name for c in cur.description]
+    names = [c.name for c in cur.description or ()]
     return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
@@ -46,3 +46,13 @@ def unsettled(cur: Cursor) -> tuple[int, int, int]:
     row = cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+def ingest_offsets(cur: Cursor, group: str, topic: str) -> dict[int, int]:
+    """The next offset ingest stored for each partition of `topic`."""
+    cur.execute(
+        "SELECT kafka_partition, next_offset FROM daily.ingest_offsets "
+        "WHERE consumer_group = %s AND topic = %s",
+        (group, topic),
+    )
+    return {int(p): int(o) for p, o in cur.fetchall()}

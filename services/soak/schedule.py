@@ -31,7 +31,9 @@ class Injection:
 def plan(duration_s: float) -> list[Injection]:
     """The faults of a soak whose feed lasts `duration_s`: three ingest kills, one alerts kill,
     a PostgreSQL restart, a 10 s broker freeze and SES down for 60 s (a fifth of the run when
-    that is shorter), spread so that each is over before the next begins."""
+    that is shorter). Each is over before the next begins, except that the SES outage spans
+    the alerts worker's kill on purpose: the restarted worker meets an email server that
+    refuses it, with alerts already pending."""
     d = duration_s
     ses_for = min(60.0, 0.2 * d)
     freeze_for = min(10.0, 0.15 * d)

@@ -41,7 +41,9 @@ def test_connections_cut_by_a_database_restart_are_replaced_not_handed_out(
     readers = pool.open_pool(database_url, min_size=2, max_size=2, application_name="pool-cut")
     try:
         with pool.read_only(readers) as a, pool.read_only(readers) as b:
-            assert a.execute("SELECT 1 AS one").fetchone() == b.execute("SELECT 1 AS one").fetchone()
+            assert (
+                a.execute("SELECT 1 AS one").fetchone() == b.execute("SELECT 1 AS one").fetchone()
+            )
         with psycopg.connect(database_url, autocommit=True) as admin:
             cut = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
