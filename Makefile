@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 UV    := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+SOAK_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -51,6 +52,9 @@ bench: install system-deps ## run the benchmarks in bench/ and print their figur
 		$$SUDO apt-get install -y -q wrk; }
 	$(PY) -m bench.run_all
 
+soak: install ## every service for 5 minutes under scheduled faults, checked against the truth (SOAK_ARGS)
+	.venv/bin/deloton --log-level WARNING soak $(SOAK_ARGS)
+
 images: ## build the service image and the Lambda jobs image (needs a Docker daemon)
 	docker build -f docker/Dockerfile -t deloton:local .
 	docker build --provenance=false -f docker/Dockerfile.lambda -t deloton-jobs:local .
@@ -61,4 +65,4 @@ down: ## stop the embedded broker and database started by `deloton infra up`
 clean: down ## remove the virtualenv and local state
 	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install system-deps lock demo test test-unit lint fmt bench images down clean
+.PHONY: help install system-deps lock demo test test-unit lint fmt bench soak images down clean
