@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-from pydantic import SecretStr
 from confluent_kafka import KafkaException
+from pydantic import SecretStr
 
 from services.common import db, infra
 from services.common.config import ConfigError, Settings
