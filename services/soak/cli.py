@@ -44,6 +44,7 @@ SENDER = "alerts@deloton.example"
 SILENCE_S = 12  # rides close this long after their bike's last line (> the broker freeze)
 SETTLE_S = 240.0  # most the services get to finish the work after the feed ends
 API_SAMPLE = 25
+MARKER = ".deloton-soak"  # only a folder holding this is emptied by the next soak
 
 
 def register(subparsers: Any) -> None:
@@ -77,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("the soak needs moto's server (pip install 'moto[server]')")
     settings = Settings()
     work = (args.dir or settings.state_dir / "soak").resolve()
+    if work.exists() and any(work.iterdir()) and not (work / MARKER).exists():
+        raise ConfigError(f"{work} is not empty and not a soak's folder: give --dir a new one")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    (work / MARKER).write_text("a deloton soak's working folder: the next soak replaces it\n")
     soak = Soak(work, minutes=args.minutes, bikes=args.bikes, faults=args.faults, seed=args.seed)
     try:
         verdict = soak.run()

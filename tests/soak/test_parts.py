@@ -155,3 +155,16 @@ def test_summary_is_recomputed_from_the_readings_sent() -> None:
     check.check_api_ride(v, 5, {"ride_id": 5, "summarised": True, "summary": want}, want)
     check.check_api_ride(v, 6, {"error": "HTTP Error 503"}, want)
     assert (v.api_checked, v.api_wrong) == (2, 1)
+
+
+def test_soak_refuses_to_empty_a_folder_that_is_not_its_own(tmp_path) -> None:
+    import argparse
+
+    from services.common.config import ConfigError
+    from services.soak import cli
+
+    (tmp_path / "precious.txt").write_text("keep me")
+    args = argparse.Namespace(minutes=1.0, bikes=1, faults=0.0, seed=1, dir=tmp_path, keep=False)
+    with pytest.raises(ConfigError, match="not a soak's folder"):
+        cli.run(args)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
