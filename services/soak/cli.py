@@ -321,8 +321,8 @@ class Soak:
         """Until ingest has stored every raw message, every ride is closed, the alerts worker
         has committed every event and no alert is pending, twice in a row."""
         assert self.pg is not None and self.broker is not None
-        kafka = Settings(  # type: ignore[call-arg]
-            _env_file=None,
+        # model_construct: the children's settings (defaults), not the caller's environment.
+        kafka = Settings.model_construct(
             kafka_bootstrap_servers=self.broker.bootstrap,
             kafka_session_timeout_ms=int(LOCAL_TUNING["KAFKA_SESSION_TIMEOUT_MS"]),
         )
@@ -361,8 +361,8 @@ class Soak:
         from services.compress import job
 
         assert self.pg is not None
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, database_url=SecretStr(self.pg.url()), ride_silence_s=SILENCE_S
+        settings = Settings.model_construct(
+            database_url=SecretStr(self.pg.url()), ride_silence_s=SILENCE_S
         )
         job.run(settings)
 
