@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 UV    := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+SOAK_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -57,6 +58,9 @@ bench: install system-deps ## run every benchmark: bench/results/<name>.json and
 hostile: install ## 100,000 hostile lines through the running services; a table, non-zero on failure
 	$(PY) -m bench.hostile $(HOSTILE_ARGS)
 
+soak: install ## every service for 5 minutes under scheduled faults, checked against the truth (SOAK_ARGS)
+	.venv/bin/deloton --log-level WARNING soak $(SOAK_ARGS)
+
 images: ## build the service image and the Lambda jobs image (needs a Docker daemon)
 	docker build -f docker/Dockerfile -t deloton:local .
 	docker build --provenance=false -f docker/Dockerfile.lambda -t deloton-jobs:local .
@@ -67,4 +71,4 @@ down: ## stop the embedded broker and database started by `deloton infra up`
 clean: down ## remove the virtualenv and local state
 	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install system-deps lock demo test test-unit lint fmt bench hostile images down clean
+.PHONY: help install system-deps lock demo test test-unit lint fmt bench hostile soak images down clean

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "services.dashboard.cli",
     "services.api.cli",
     "services.demo.cli",
+    "services.soak.cli",
 ]
 
 # Third-party modules that only an extra installs: a service started without its extra says

@@ -36,6 +36,10 @@ def open_pool(
         open=False,
         timeout=timeout_s,
         name=application_name,
+        # An idle connection cut by a database restart or failover would otherwise be handed
+        # to the next request, which fails (503) once per pooled connection, long after the
+        # database is back. The check costs one empty round trip per checkout.
+        check=ConnectionPool.check_connection,
     )
     try:
         pool.open(wait=True, timeout=timeout_s)

@@ -186,7 +186,8 @@ class _Job:
             self.result.tombstoned_summaries_purged = repo.purge_tombstoned_summaries(cur)
 
     def refresh(self) -> None:
-        """Fold readings that arrived after their ride was summarised into its summary.
+        """Fold readings and alerts that arrived after their ride was summarised into its
+        summary.
 
         Runs before retention, which removes only readings a summary counts: a reading that
         lands between this step and retention stays in daily until the next run adds it.
@@ -199,6 +200,7 @@ class _Job:
                 if batch is None:
                     break
                 updated = repo.refresh_summaries(cur, batch=batch)
+                self.result.alert_counts_updated += repo.refresh_alert_counts(cur, batch=batch)
             self.result.summaries_updated += updated
             after = batch.last
             self.hook("refresh", updated)

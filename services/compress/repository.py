@@ -319,6 +319,26 @@ def refresh_summaries(cur: Cursor, *, batch: RideBatch) -> int:
     return cur.rowcount
 
 
+def refresh_alert_counts(cur: Cursor, *, batch: RideBatch) -> int:
+    """Bring the summaries' alert_count and alerts_sent up to date with daily.alerts; return
+    rows updated. The alerts worker may confirm an episode, or the sender deliver it, after
+    the ride was summarised (a worker that lags or restarts): the API and the report read the
+    summary, so it must not wait for retention to count it."""
+    cur.execute(
+        """
+        UPDATE historical.rides h SET alert_count = c.n, alerts_sent = c.sent
+        FROM (SELECT a.ride_id, count(*) AS n,
+                     count(*) FILTER (WHERE a.status = 'sent') AS sent
+              FROM daily.alerts a
+              WHERE a.ride_id = ANY(%(ids)s)
+              GROUP BY a.ride_id) c
+        WHERE h.ride_id = c.ride_id AND (h.alert_count <> c.n OR h.alerts_sent <> c.sent)
+        """,
+        {"ids": batch.ride_ids},
+    )
+    return cur.rowcount
+
+
 def purge_tombstoned_summaries(cur: Cursor) -> int:
     """Delete summaries of tombstoned rides (a roll-up racing an analyst's DELETE); return count."""
     cur.execute(

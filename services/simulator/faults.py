@@ -8,9 +8,13 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from random import Random
+from typing import TYPE_CHECKING
 
 from services.simulator.models import TELEMETRY as TELEMETRY_KIND
 from services.simulator.models import Message
+
+if TYPE_CHECKING:
+    from services.simulator.truth import BikeTruth
 
 CONTACT_LOSS = "contact_loss"
 STUCK_SENSOR = "stuck_sensor"
@@ -74,8 +78,11 @@ class FaultInjector:
             self.counts[MID_RIDE_JOIN] += 1
         return joins
 
-    def wrap(self, stream: Iterator[Message | None]) -> Iterator[Message | None]:
-        """The stream with faults injected; tick markers (None) pass through."""
+    def wrap(
+        self, stream: Iterator[Message | None], truth: BikeTruth | None = None
+    ) -> Iterator[Message | None]:
+        """The stream with faults injected; tick markers (None) pass through. `truth` hears
+        what became of each line (sent, sent broken, another bad line beside it)."""
         rng, counts, line_faults = self.rng, self.counts, self.line_faults
         rate = self.rate if line_faults else 0.0
         held: Message | None = None
@@ -139,16 +146,28 @@ class FaultInjector:
             if fault == OUT_OF_ORDER and held is None:
                 counts[fault] += 1
                 held = msg
+                if truth is not None:
+                    truth.sent(msg, held=True)
                 continue
             if fault == TRUNCATED:
                 counts[fault] += 1
                 msg = msg._replace(value=self._truncate(msg.value))
-            elif fault == GARBAGE:
-                counts[fault] += 1
-                yield msg._replace(value=self._garbage(msg.value))
+                if truth is not None:
+                    truth.broken(msg, TRUNCATED)
+            else:
+                if fault == GARBAGE:
+                    counts[fault] += 1
+                    garbage = msg._replace(value=self._garbage(msg.value))
+                    if truth is not None:
+                        truth.extra(garbage, GARBAGE)
+                    yield garbage
+                if truth is not None:
+                    truth.sent(msg)
             yield msg
             if fault == DUPLICATE:
                 counts[fault] += 1
+                if truth is not None:
+                    truth.extra(msg, DUPLICATE)
                 yield msg
             if held is not None:
                 yield held
