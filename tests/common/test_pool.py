@@ -1,5 +1,7 @@
 """The readers' pool: dict rows, read-only transactions, a clear error when unreachable."""
 
+import time
+
 import psycopg
 import pytest
 
@@ -34,10 +36,12 @@ def test_unreachable_server_is_a_config_error() -> None:
 
 
 def test_connections_cut_by_a_database_restart_are_replaced_not_handed_out(
-    database_url: str,
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a restart (here: every server process of the pool terminated, as a fast
-    shutdown does) the idle pooled connections are dead; a reader must get a live one."""
+    shutdown does) the idle pooled connections are dead; a reader must get a live one.
+    A restart takes longer than the idle time after which a connection is checked."""
+    monkeypatch.setattr(pool, "IDLE_CHECK_S", 0.2)
     readers = pool.open_pool(database_url, min_size=2, max_size=2, application_name="pool-cut")
     try:
         with pool.read_only(readers) as a, pool.read_only(readers) as b:
@@ -50,6 +54,7 @@ def test_connections_cut_by_a_database_restart_are_replaced_not_handed_out(
                 "WHERE application_name = 'pool-cut'"
             ).fetchone()
             assert cut is not None and cut[0] == 2
+        time.sleep(0.3)
         for _ in range(3):
             with pool.read_only(readers) as conn:
                 assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
