@@ -245,6 +245,7 @@ class _Job:
             with transaction(self.conn) as cur:
                 if repo.partition_holds_unsettled(cur, partition=part):
                     self.result.partitions_kept_unsettled += 1
+                    self._yield()
                     continue
                 size = repo.partition_size(cur, partition=part)
                 free = repo.partition_is_free(cur, partition=part)
@@ -253,6 +254,7 @@ class _Job:
                 self.hook("detach_partition", size.rows_estimate)
                 outcome = self._settle_detached(part)
             self._count(part, outcome, size)
+            self._yield()
 
     def _count(self, part: repo.Partition, outcome: str, size: repo.PartitionSize) -> None:
         if outcome == "dropped":
