@@ -186,7 +186,7 @@ def main() -> int:
          f"{together['messages_per_s'] / alone['messages_per_s']:.0%} of alone")  # fmt: skip
     line("compress window / ingest still reading in it", f"{window:.1f} s / {overlap:.1f} s")
     line("ingest inside the compress window", f"{during:,.0f} msg/s",
-         f"{during / alone['messages_per_s']:.0%} of alone (target >= 80%; was 49% with DROP, 37% before pacing)")  # fmt: skip
+         f"{during / alone['messages_per_s']:.0%} of alone (target >= 80%; was 49% with DROP)")  # fmt: skip
     line(
         "compress: rides summarised",
         f"{result.get('rides_summarised', '?'):,}",
