@@ -20,6 +20,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,7 +203,11 @@ def count(dsn: str, query: str) -> int:
 
 
 def run_compress_bench(
-    dsn: str, *, now: datetime | None = None, batch_rides: int = 1_000
+    dsn: str,
+    *,
+    now: datetime | None = None,
+    batch_rides: int = 1_000,
+    on_batch: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run compress once over the database and return its result, timings and this process's RSS."""
     settings = Settings(  # type: ignore[call-arg]
@@ -213,7 +218,7 @@ def run_compress_bench(
     )
     rss_before = current_rss_mb()
     t0 = time.perf_counter()
-    result = run(settings, now=now).as_dict()
+    result = run(settings, now=now, on_batch=on_batch).as_dict()
     wall = time.perf_counter() - t0
     return {
         "wall_s": round(wall, 2),

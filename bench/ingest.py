@@ -37,7 +37,7 @@ TARGETS = {
     "w3_msgs_per_s": 80_000,
     "w1_msgs_per_s": 50_000,
     "two_process_speedup": 1.4,
-    "max_rss_mb": 250,
+    "max_rss_mb": 200,  # one process at 1,000 bikes
     "latency_p99_ms": 300,
 }
 

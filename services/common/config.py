@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     ingest_evict_idle_s: float = Field(default=600.0, ge=0)
     # Readings held per bike while its SYSTEM line may still come (split topics).
     ingest_max_held_per_bike: int = Field(default=600, ge=1)
+    # Messages per partition the consumer keeps fetched ahead (librdkafka queued.min.messages,
+    # default 100,000): at 1,000 bikes the default added about 30 MB to the peak RSS,
+    # while 20,000 a partition is most of a second of parsing, against fetches of milliseconds.
+    ingest_queued_min_messages: int = Field(default=20_000, ge=1)
     ingest_metrics_port: int = 9101
     # Address the /metrics servers listen on: loopback unless a container needs 0.0.0.0.
     metrics_bind: str = "127.0.0.1"
@@ -113,6 +117,9 @@ class Settings(BaseSettings):
     # Compress (daily -> historical).
     retention_hours: float = Field(default=12.0, gt=0)
     compress_batch_rides: int = Field(default=1000, ge=1)
+    # After each batch compress pauses this many times as long as the batch took, leaving the
+    # cores to ingest (0: no pause).
+    compress_pause_ratio: float = Field(default=1.0, ge=0)
     compress_interval_s: int = Field(default=600, ge=1)
     compress_metrics_port: int = 9103  # `compress --loop` /metrics (0: off)
 
