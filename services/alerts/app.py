@@ -269,12 +269,12 @@ def create_app(
             metrics.EVENTS.labels(out.what).inc()
 
         try:
-            await record(found, received_at, reject)
+            recorded = await record(found, received_at, reject)
         except Exception as exc:  # not a refusal of one row (that is Unrecordable)
             for event, _ in found:
                 processing_error(event, exc, reject)
-            found = []
-        for event, alert in found:
+            recorded = []
+        for event, alert in recorded:
             try:
                 await alerts_topic.send(
                     key=alert.bike_serial.encode(), value=codec.alert_payload(alert)
@@ -296,9 +296,11 @@ def create_app(
 
     async def record(
         found: list[tuple[Any, Alert]], received_at: datetime, reject: Callable[..., None]
-    ) -> None:
+    ) -> list[tuple[Any, Alert]]:
+        """Insert the alerts; return those in the database (new or already there), to publish."""
         if not found:
-            return
+            return []
+        refused: set[tuple[int, int]] = set()
 
         def row(event: Any, alert: Alert) -> tuple[Alert, datetime | None, datetime]:
             ts = event.message.timestamp
@@ -320,6 +322,7 @@ def create_app(
                     log.error("alert not recorded", extra={"ride_id": alert.ride_id,
                                                            "episode": alert.episode})  # fmt: skip
                     reject(event, "alert_not_recorded", str(exc))
+                    refused.add((alert.ride_id, alert.episode))
         for _, alert in found:
             if (alert.ride_id, alert.episode) in new:
                 metrics.RAISED.labels(alert.kind).inc()
@@ -330,6 +333,7 @@ def create_app(
                 )  # fmt: skip
         if new:
             on_alert()
+        return [(e, a) for e, a in found if (a.ride_id, a.episode) not in refused]
 
     def processing_error(event: Any, exc: Exception, reject: Callable[..., None]) -> None:
         metrics.UNRECORDED.labels("processing_error").inc()
