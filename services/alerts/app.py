@@ -271,8 +271,11 @@ def create_app(
         try:
             recorded = await record(found, received_at, reject)
         except Exception as exc:  # not a refusal of one row (that is Unrecordable)
-            for event, _ in found:
+            for event, alert in found:
                 processing_error(event, exc, reject)
+                # Keep the bike's state from before this batch: its next readings raise the
+                # alert again rather than count it as raised.
+                states.pop(event.key.decode() if event.key else alert.bike_serial, None)
             recorded = []
         for event, alert in recorded:
             try:
