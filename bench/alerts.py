@@ -302,12 +302,12 @@ def result_figures(f: dict[str, Any]) -> list[results.Figure]:
             f"third abnormal reading -> SES accepted, p{q}",
             f[f"latency_p{q}_s"] or 0.0,
             "s",
-            target=GOAL_P99_S if q == 99 else None,
+            target=f["goal_p99_s"] if q == 99 else None,
             higher_is_better=False,
             note=f"{f['bikes']} bikes, {f['onsets']} onsets"
             + (
-                f"; split p99: to row {f['to_recorded_p99_s']} s, row -> SES"
-                f" {f['recorded_to_sent_p99_s']} s"
+                f"; split p99: to the agent {f['to_agent_p99_s']} s, agent -> row"
+                f" {f['agent_to_recorded_p99_s']} s, row -> SES {f['recorded_to_sent_p99_s']} s"
                 if q == 99
                 else ""
             ),
