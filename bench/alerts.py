@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from tests.alerts import synthetic
 from tests.alerts.support import SENDER, Ses, Worker, running_moto
 
 GOAL_P99_S = 1.0
+GOAL_BURST_P99_S = 2.0  # every rider out of range in the same second
 HIGH = 200  # above every adult's maximum
 WARMUP_RIDE = 9_000_000
 
@@ -97,13 +99,49 @@ def stream(producer: Any, topic: str, fleet: list[Bike], duration: int, rng: ran
     return sent
 
 
-def alert_times(dsn: str) -> dict[int, tuple[datetime, datetime | None]]:
-    """ride_id -> (created_at, sent_at) of every alert (created_at: when the insert ran)."""
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def moto_pid(url: str) -> int | None:
+    """The pid of the moto server listening on the URL's port (found by its command line)."""
+    port = url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"moto_server" in a for a in argv) and port.encode() in argv:
+            return int(proc.name)
+    return None
+
+
+def alert_times(dsn: str) -> dict[int, dict[str, datetime | None]]:
+    """ride_id -> the alert's timestamps: received_at (the service read the confirming event;
+    absent before migration 0012), created_at (the insert ran), sent_at (SES accepted)."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT ride_id, created_at, sent_at FROM daily.alerts")
-            return {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+            cur.execute(
+                """SELECT count(*) FROM information_schema.columns
+                    WHERE table_schema = 'daily' AND table_name = 'alerts'
+                      AND column_name = 'received_at'"""
+            )
+            received = "received_at" if (cur.fetchone() or (0,))[0] else "NULL::timestamptz"
+            cur.execute(f"SELECT ride_id, {received}, created_at, sent_at FROM daily.alerts")
+            return {
+                r[0]: {"received_at": r[1], "created_at": r[2], "sent_at": r[3]}
+                for r in cur.fetchall()
+            }
     finally:
         conn.close()
 
@@ -140,23 +178,34 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
             synthetic.produce(producer, settings.topic_events, warm)
             if len(ses.wait_for(1, timeout=120)) < 1:
                 raise SystemExit(f"the service sent no warm-up email:\n{worker.tail()}")
+            pids = {"service": worker.proc.pid if worker.proc else None, "moto": moto_pid(moto)}
+            cpu_before = {k: cpu_seconds(pid) for k, pid in pids.items()}
             started = time.time()
             events = stream(producer, settings.topic_events, fleet, duration, rng)
             streamed_s = time.time() - started
             emails = ses.wait_for(bikes + 1, timeout=120)
+            cpu = {
+                k: None if before is None or (after := cpu_seconds(pids[k])) is None
+                else round(after - before, 2)
+                for k, before in cpu_before.items()
+            }  # fmt: skip
             rows = alert_times(dsn)
             metrics = worker.metrics()
         finally:
             worker.stop()
 
-    latencies, to_row, to_send = [], [], []
+    latencies, to_row, to_send, to_agent, agent_to_row = [], [], [], [], []
     for bike in fleet:
-        created_at, sent_at = rows.get(bike.ride_id, (None, None))
+        times = rows.get(bike.ride_id, {})
+        created_at, sent_at = times.get("created_at"), times.get("sent_at")
         if created_at is None or sent_at is None or bike.third_produced_at is None:
             continue
         latencies.append(sent_at.timestamp() - bike.third_produced_at)
         to_row.append(created_at.timestamp() - bike.third_produced_at)
         to_send.append((sent_at - created_at).total_seconds())
+        if (received_at := times.get("received_at")) is not None:
+            to_agent.append(received_at.timestamp() - bike.third_produced_at)
+            agent_to_row.append((created_at - received_at).total_seconds())
     per_ride = [m.message["X-Deloton-Alert"] for m in emails]
 
     def pct(values: list[float], q: float) -> float | None:
@@ -176,11 +225,17 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
         "latency_p90_s": pct(latencies, 90),
         "latency_p99_s": pct(latencies, 99),
         "latency_max_s": pct(latencies, 100),
+        "to_agent_p50_s": pct(to_agent, 50),
+        "to_agent_p99_s": pct(to_agent, 99),
+        "agent_to_recorded_p50_s": pct(agent_to_row, 50),
+        "agent_to_recorded_p99_s": pct(agent_to_row, 99),
         "to_recorded_p50_s": pct(to_row, 50),
         "to_recorded_p99_s": pct(to_row, 99),
         "recorded_to_sent_p50_s": pct(to_send, 50),
         "recorded_to_sent_p99_s": pct(to_send, 99),
-        "goal_p99_s": GOAL_P99_S,
+        "goal_p99_s": GOAL_BURST_P99_S if burst else GOAL_P99_S,
+        "service_cpu_s": cpu["service"],
+        "moto_cpu_s": cpu["moto"],
         "service_latency_count": metrics.get("deloton_alert_latency_seconds_count"),
         "service_latency_sum_s": metrics.get("deloton_alert_latency_seconds_sum"),
     }
@@ -199,9 +254,17 @@ def report(f: dict[str, Any]) -> str:
             f"  third abnormal reading produced -> SES accepted: p50 {f['latency_p50_s']} s, "
             f"p90 {f['latency_p90_s']} s, p99 {f['latency_p99_s']} s, "
             f"max {f['latency_max_s']} s (n={f['latency_n']})",
-            f"    of which produced -> row in daily.alerts: p50 {f['to_recorded_p50_s']} s, "
-            f"p99 {f['to_recorded_p99_s']} s; row -> SES accepted: "
-            f"p50 {f['recorded_to_sent_p50_s']} s, p99 {f['recorded_to_sent_p99_s']} s",
+            "    per stage (p50 / p99):",
+            f"      produced -> read by the alerts agent: {f['to_agent_p50_s']} / "
+            f"{f['to_agent_p99_s']} s",
+            f"      read by the agent -> row in daily.alerts: {f['agent_to_recorded_p50_s']} / "
+            f"{f['agent_to_recorded_p99_s']} s",
+            f"      row in daily.alerts -> SES accepted: {f['recorded_to_sent_p50_s']} / "
+            f"{f['recorded_to_sent_p99_s']} s",
+            f"      (produced -> row in daily.alerts: {f['to_recorded_p50_s']} / "
+            f"{f['to_recorded_p99_s']} s)",
+            f"  CPU used from the first event to the last email: deloton alerts "
+            f"{f['service_cpu_s']} s, moto (SES) {f['moto_cpu_s']} s",
             f"  goal: p99 <= {f['goal_p99_s']} s: {'met' if ok else 'NOT met'}",
         ]
     )
@@ -239,12 +302,12 @@ def result_figures(f: dict[str, Any]) -> list[results.Figure]:
             f"third abnormal reading -> SES accepted, p{q}",
             f[f"latency_p{q}_s"] or 0.0,
             "s",
-            target=GOAL_P99_S if q == 99 else None,
+            target=f["goal_p99_s"] if q == 99 else None,
             higher_is_better=False,
             note=f"{f['bikes']} bikes, {f['onsets']} onsets"
             + (
-                f"; split p99: to row {f['to_recorded_p99_s']} s, row -> SES"
-                f" {f['recorded_to_sent_p99_s']} s"
+                f"; split p99: to the agent {f['to_agent_p99_s']} s, agent -> row"
+                f" {f['agent_to_recorded_p99_s']} s, row -> SES {f['recorded_to_sent_p99_s']} s"
                 if q == 99
                 else ""
             ),

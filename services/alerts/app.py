@@ -1,13 +1,19 @@
 """The faust app: events topic -> per-bike state table -> recorded, published alerts.
 
-The agent is thin: parse, run the pure state machine, then do the I/O in this order:
-1. insert the alert into daily.alerts (ON CONFLICT DO NOTHING), awaited;
-2. publish it to the alerts topic;
-3. write the bike's new state to the table (its changelog).
-If the worker dies anywhere in between, the event is redelivered (offsets are committed only
-after faust flushes the changelog) and recomputes the same (ride_id, episode), which the
-unique key turns into a no-op. Doing 3 before 1 could lose an alert: the restored state
-would already count the reading as seen.
+The agent is thin and works on what arrived together (up to BATCH_MAX events, waiting at most
+BATCH_WITHIN_S for more): it runs the pure state machine over the events in order, then does
+the I/O in this order:
+1. insert the batch's alerts into daily.alerts in one statement (ON CONFLICT DO NOTHING),
+   awaited;
+2. publish them to the alerts topic;
+3. write each changed bike's new state to the table (its changelog).
+The batch's events are acknowledged only after all three, so if the worker dies anywhere in
+between they are redelivered (offsets are committed only after faust flushes the changelog)
+and recompute the same (ride_id, episode), which the unique key turns into a no-op. Doing 3
+before 1 could lose an alert: the restored state would already count the reading as seen.
+
+One insert per batch rather than per alert is what keeps a burst (a thousand riders out of
+range in the same second) from queueing a thousand database round trips behind each other.
 
 No event is acknowledged unaccounted for: an event that cannot be read, an alert the database
 refuses, or any other error handling an event is kept in daily.rejects with its reason, and
@@ -23,19 +29,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 import psycopg2
 
 from services.alerts import codec, metrics, repository
-from services.alerts.episodes import EpisodeRules, apply
+from services.alerts.episodes import BikeState, EpisodeRules, apply
 from services.alerts.models import Alert
 from services.alerts.transport import Transport
 from services.common import db
 from services.common.config import Settings
 
 log = logging.getLogger(__name__)
+
+# Events handled together: at most this many, waiting at most this long for more. The wait is
+# added to every alert's latency when the stream is quiet; under load a batch holds what
+# arrived while the previous one was being written.
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.02
 
 
 class Unrecordable(Exception):
@@ -52,19 +64,52 @@ class Recorder:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-db")
         self._conn: psycopg2.extensions.connection | None = None
 
-    async def insert_alert(self, alert: Alert, observed_at: datetime | None) -> bool:
-        """Record the alert; True when it is new. Stale alerts (replayed old events) are kept
-        as `expired`, never emailed. Raises Unrecordable when the database refuses the row."""
-        fresh = datetime.now(UTC) - alert.detected_at <= self.stale_after
-        status, error = ("pending", None) if fresh else ("expired", "stale: not emailed")
-        new = await self._run(
-            lambda conn: repository.insert_alert(
-                conn, alert=alert, observed_at=observed_at, status=status, last_error=error
+    async def insert_alerts(
+        self, rows: list[tuple[Alert, datetime | None, datetime | None]]
+    ) -> set[tuple[int, int]]:
+        """Record (alert, observed_at, received_at) rows in one transaction; return the
+        (ride_id, episode) of the new ones. Stale alerts (replayed old events) are kept as
+        `expired`, never emailed. Raises Unrecordable when the database refuses a row."""
+        now = datetime.now(UTC)
+        records = []
+        for alert, observed_at, received_at in rows:
+            fresh = now - alert.detected_at <= self.stale_after
+            status, error = ("pending", None) if fresh else ("expired", "stale: not emailed")
+            records.append(
+                repository.NewAlert(
+                    alert, observed_at, received_at, status=status, last_error=error
+                )
             )
+        new: set[tuple[int, int]] = await self._run(
+            lambda conn: repository.insert_alerts(conn, rows=records)
         )
-        if new and not fresh:
-            metrics.EXPIRED.labels("stale_on_arrival").inc()
-        return bool(new)
+        stale = sum(r.status == "expired" and (r.alert.ride_id, r.alert.episode) in new
+                    for r in records)  # fmt: skip
+        if stale:
+            metrics.EXPIRED.labels("stale_on_arrival").inc(stale)
+        return new
+
+    async def insert_alert(
+        self, alert: Alert, observed_at: datetime | None, received_at: datetime | None = None
+    ) -> bool:
+        """Record one alert; True when it is new (see insert_alerts)."""
+        return bool(await self.insert_alerts([(alert, observed_at, received_at)]))
+
+    async def insert_rejects(self, rejects: list[dict[str, Any]]) -> None:
+        """Keep events that could not be handled in daily.rejects, in one transaction (one by
+        one when the database refuses one of them)."""
+        if not rejects:
+            return
+
+        def write(conn: psycopg2.extensions.connection) -> None:
+            for fields in rejects:
+                repository.insert_reject(conn, **fields)
+
+        try:
+            await self._run(write)
+        except Unrecordable:
+            for fields in rejects:
+                await self.insert_reject(**fields)
 
     async def insert_reject(self, **fields: Any) -> None:
         """Keep an event that could not be handled in daily.rejects."""
@@ -140,7 +185,7 @@ def create_app(
     current: Callable[[], Settings] | None = None,
 ) -> faust.App:
     """The faust app with its events agent and per-bike table; `current` gives the settings
-    in force now (run-time changes), read for every event."""
+    in force now (run-time changes), read for every batch of events."""
     conf: dict[str, Any] = {}
     if settings.kafka_session_timeout_ms is not None:
         conf["broker_session_timeout"] = settings.kafka_session_timeout_ms / 1000
@@ -180,72 +225,133 @@ def create_app(
             ruled[0] = (now, EpisodeRules.from_settings(now))
         return ruled[0][1]
 
-    async def reject(event: Any, reason: str, detail: str | None = None) -> None:
-        msg = event.message
-        await recorder.insert_reject(
-            topic=msg.topic, partition=msg.partition, offset=msg.offset,
-            key=event.key, raw=event.value or b"", reason=reason, detail=detail,
-        )  # fmt: skip
+    async def handle_batch(events: list[Any]) -> None:
+        received_at = datetime.now(UTC)
+        rejects: list[dict[str, Any]] = []
+        states: dict[str, tuple[BikeState, Any]] = {}  # bike -> new state, its last event
+        found: list[tuple[Any, Alert]] = []  # (confirming event, alert), in stream order
+        rules = rules_now()  # a run-time change applies from the next batch
 
-    async def handle(event: Any) -> None:
-        msg = event.message
-        try:
-            parsed = codec.parse_event(event.value)
-        except codec.BadEvent as exc:
-            reason = str(exc)
-            metrics.REJECTED.labels(reason).inc()
-            await reject(event, reason)
-            return
-        if parsed is None:
-            metrics.EVENTS.labels("ignored").inc()
-            return
-        key = event.key.decode() if event.key else parsed.bike_serial
-        doc = bikes.get(key)
-        state = codec.state_from_dict(doc) if doc else None
-        out = apply(state, parsed, rules_now())
-        if out.alert is not None:
-            observed_at = datetime.fromtimestamp(msg.timestamp, UTC) if msg.timestamp else None
+        def reject(event: Any, reason: str, detail: str | None = None) -> None:
+            msg = event.message
+            rejects.append({
+                "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                "key": event.key, "raw": event.value or b"", "reason": reason, "detail": detail,
+            })  # fmt: skip
+
+        for event in events:
             try:
-                new = await recorder.insert_alert(out.alert, observed_at)
-            except Unrecordable as exc:
-                # Kept with the event that confirmed it; the bike's state still moves on, as a
-                # replay would meet the same refusal.
-                metrics.UNRECORDED.labels("alert_not_recorded").inc()
-                log.error("alert not recorded", extra={"ride_id": out.alert.ride_id,
-                                                       "episode": out.alert.episode})  # fmt: skip
-                await reject(event, "alert_not_recorded", str(exc))
-                if out.state is not None:
-                    bikes[key] = codec.state_to_dict(out.state)
-                metrics.EVENTS.labels(out.what).inc()
-                return
-            if new:
-                metrics.RAISED.labels(out.alert.kind).inc()
+                parsed = codec.parse_event(event.value)
+            except codec.BadEvent as exc:
+                metrics.REJECTED.labels(str(exc)).inc()
+                reject(event, str(exc))
+                continue
+            if parsed is None:
+                metrics.EVENTS.labels("ignored").inc()
+                continue
+            try:
+                key = event.key.decode() if event.key else parsed.bike_serial
+                if key in states:
+                    state: BikeState | None = states[key][0]
+                else:
+                    doc = bikes.get(key)
+                    state = codec.state_from_dict(doc) if doc else None
+                out = apply(state, parsed, rules)
+            except Exception as exc:
+                # Anything else would escape the agent with the event acknowledged anyway:
+                # keep the event and why, and go on with the stream.
+                processing_error(event, exc, reject)
+                continue
+            if out.state is not state and out.state is not None:
+                states[key] = (out.state, event)
+            if out.alert is not None:
+                found.append((event, out.alert))
+            metrics.EVENTS.labels(out.what).inc()
+
+        try:
+            recorded = await record(found, received_at, reject)
+        except Exception as exc:  # not a refusal of one row (that is Unrecordable)
+            for event, alert in found:
+                processing_error(event, exc, reject)
+                # Keep the bike's state from before this batch: its next readings raise the
+                # alert again rather than count it as raised.
+                states.pop(event.key.decode() if event.key else alert.bike_serial, None)
+            recorded = []
+        for event, alert in recorded:
+            try:
+                await alerts_topic.send(
+                    key=alert.bike_serial.encode(), value=codec.alert_payload(alert)
+                )
+            except Exception as exc:
+                processing_error(event, exc, reject)
+        # Only now, after the alerts are in the database: the bikes' new states.
+        for key, (state, event) in states.items():
+            try:
+                doc = codec.state_to_dict(state)
+                bikes.data[key] = doc
+                # Table.__setitem__ takes the changelog partition from the event being
+                # processed, which a batch does not have: the bike's last event's partition
+                # (the table is co-partitioned with the events topic).
+                bikes.send_changelog(event.message.partition, key, doc)
+            except Exception as exc:
+                processing_error(event, exc, reject)
+        await recorder.insert_rejects(rejects)
+
+    async def record(
+        found: list[tuple[Any, Alert]], received_at: datetime, reject: Callable[..., None]
+    ) -> list[tuple[Any, Alert]]:
+        """Insert the alerts; return those in the database (new or already there), to publish."""
+        if not found:
+            return []
+        refused: set[tuple[int, int]] = set()
+
+        def row(event: Any, alert: Alert) -> tuple[Alert, datetime | None, datetime]:
+            ts = event.message.timestamp
+            return alert, datetime.fromtimestamp(ts, UTC) if ts else None, received_at
+
+        try:
+            new = await recorder.insert_alerts([row(e, a) for e, a in found])
+        except Unrecordable:
+            # One of them is refused for good: record them one by one to keep the others.
+            new = set()
+            for event, alert in found:
+                try:
+                    if await recorder.insert_alerts([row(event, alert)]):
+                        new.add((alert.ride_id, alert.episode))
+                except Unrecordable as exc:
+                    # Kept with the event that confirmed it; the bike's state still moves on,
+                    # as a replay would meet the same refusal.
+                    metrics.UNRECORDED.labels("alert_not_recorded").inc()
+                    log.error("alert not recorded", extra={"ride_id": alert.ride_id,
+                                                           "episode": alert.episode})  # fmt: skip
+                    reject(event, "alert_not_recorded", str(exc))
+                    refused.add((alert.ride_id, alert.episode))
+        for _, alert in found:
+            if (alert.ride_id, alert.episode) in new:
+                metrics.RAISED.labels(alert.kind).inc()
                 log.info(
                     "alert raised",
-                    extra={"ride_id": out.alert.ride_id, "episode": out.alert.episode,
-                           "kind": out.alert.kind, "bike_serial": out.alert.bike_serial},
+                    extra={"ride_id": alert.ride_id, "episode": alert.episode,
+                           "kind": alert.kind, "bike_serial": alert.bike_serial},
                 )  # fmt: skip
-                on_alert()
-            await alerts_topic.send(
-                key=out.alert.bike_serial.encode(), value=codec.alert_payload(out.alert)
-            )
-        if out.state is not state and out.state is not None:
-            bikes[key] = codec.state_to_dict(out.state)
-        metrics.EVENTS.labels(out.what).inc()
+        if new:
+            on_alert()
+        return [(e, a) for e, a in found if (a.ride_id, a.episode) not in refused]
 
-    async def handle_safely(event: Any) -> None:
-        try:
-            await handle(event)
-        except Exception as exc:
-            # Anything else would escape the agent with the event acknowledged anyway: keep
-            # the event and why, and go on with the stream.
-            metrics.UNRECORDED.labels("processing_error").inc()
-            log.exception("event handling failed", extra={"offset": event.message.offset})
-            await reject(event, "processing_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+    def processing_error(event: Any, exc: Exception, reject: Callable[..., None]) -> None:
+        metrics.UNRECORDED.labels("processing_error").inc()
+        log.error(
+            "event handling failed",
+            exc_info=exc,
+            extra={"offset": event.message.offset},
+        )
+        reject(event, "processing_error", f"{type(exc).__name__}: {str(exc)[:300]}")
 
     @app.agent(events, name="alerts")
     async def process(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await handle_safely(event)
+        # take_events acknowledges a batch's events only once the body below has finished.
+        batches = cast(faust.Stream[Any], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+        async for batch in batches:
+            await handle_batch(list(batch))
 
     return app

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import psycopg2.extensions
-from psycopg2.extras import Json
+from psycopg2.extras import Json, execute_values
 
 from services.alerts.codec import iso
 from services.alerts.models import Alert
@@ -42,6 +42,48 @@ class PendingAlert:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class NewAlert:
+    """One alert to record, with when its confirming event was produced and read."""
+
+    alert: Alert
+    observed_at: datetime | None  # Kafka timestamp of the confirming event
+    received_at: datetime | None = None  # when the alerts service read that event
+    status: str = "pending"
+    last_error: str | None = None
+
+
+def insert_alerts(conn: Connection, *, rows: list[NewAlert]) -> set[tuple[int, int]]:
+    """Record alerts once per (ride_id, episode) in one statement; return the (ride_id,
+    episode) of those that were not there yet."""
+    if not rows:
+        return set()
+    values = [
+        (
+            r.alert.ride_id, r.alert.episode, r.alert.user_id, r.alert.bike_serial,
+            r.alert.kind, r.alert.detected_at, r.alert.heart_rates, r.alert.limits.low,
+            r.alert.limits.high, Json(_readings(r.alert), dumps=_dumps), r.observed_at,
+            r.received_at, r.status, r.last_error,
+        )
+        for r in rows
+    ]  # fmt: skip
+    with conn.cursor() as cur:
+        inserted = execute_values(
+            cur,
+            """INSERT INTO daily.alerts (ride_id, episode, user_id, bike_serial, kind,
+                   detected_at, heart_rates, limit_low, limit_high, readings, observed_at,
+                   received_at, status, last_error)
+               VALUES %s
+               ON CONFLICT (ride_id, episode) DO NOTHING
+               RETURNING ride_id, episode""",
+            values,
+            template="(%s, %s, %s, %s, %s, %s, %s::smallint[], %s, %s, %s, %s, %s, %s, %s)",
+            page_size=len(values),
+            fetch=True,
+        )
+    return {(ride_id, episode) for ride_id, episode in inserted}
+
+
 def insert_alert(
     conn: Connection,
     *,
@@ -51,24 +93,15 @@ def insert_alert(
     last_error: str | None = None,
 ) -> bool:
     """Record an alert once per (ride_id, episode); False when it was already there."""
-    readings = [
+    row = NewAlert(alert, observed_at, status=status, last_error=last_error)
+    return bool(insert_alerts(conn, rows=[row]))
+
+
+def _readings(alert: Alert) -> list[dict[str, Any]]:
+    return [
         {"elapsed_s": s.elapsed_s, "recorded_at": iso(s.recorded_at), "heart_rate": s.heart_rate}
         for s in alert.readings
     ]
-    with conn.cursor() as cur:
-        cur.execute(
-            """INSERT INTO daily.alerts (ride_id, episode, user_id, bike_serial, kind,
-                   detected_at, heart_rates, limit_low, limit_high, readings, observed_at,
-                   status, last_error)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (ride_id, episode) DO NOTHING""",
-            (
-                alert.ride_id, alert.episode, alert.user_id, alert.bike_serial, alert.kind,
-                alert.detected_at, alert.heart_rates, alert.limits.low, alert.limits.high,
-                Json(readings, dumps=_dumps), observed_at, status, last_error,
-            ),
-        )  # fmt: skip
-        return cur.rowcount == 1
 
 
 def claim_pending(conn: Connection, *, limit: int) -> list[PendingAlert]:

@@ -103,6 +103,38 @@ def test_an_alert_is_recorded_once_per_ride_and_episode(
     assert insert(conn, alert(1), alert(1), alert(1, episode=2)) == [True, False, True]
 
 
+def test_a_batch_of_alerts_is_recorded_in_one_statement_and_only_new_ones_reported(
+    conn: psycopg2.extensions.connection,
+) -> None:
+    insert(conn, alert(2))
+    received = NOW + timedelta(seconds=1)
+    batch = [
+        repository.NewAlert(alert(ride_id), NOW, received, status=status, last_error=error)
+        for ride_id, status, error in [
+            (1, "pending", None),
+            (2, "pending", None),  # already recorded: kept as it was
+            (3, "expired", "stale: not emailed"),
+        ]
+    ]
+    with dbmod.transaction(conn):
+        assert repository.insert_alerts(conn, rows=batch) == {(1, 1), (3, 1)}
+        assert repository.insert_alerts(conn, rows=batch) == set()
+        assert repository.insert_alerts(conn, rows=[]) == set()
+    with dbmod.transaction(conn) as cur:
+        cur.execute(
+            "SELECT ride_id, status, heart_rates, observed_at, received_at, readings"
+            " FROM daily.alerts ORDER BY ride_id"
+        )
+        got = cur.fetchall()
+    assert [(r[0], r[1], r[2]) for r in got] == [
+        (1, "pending", [201, 202, 203]),
+        (2, "pending", [201, 202, 203]),
+        (3, "expired", [201, 202, 203]),
+    ]
+    assert got[0][3:5] == (NOW, received) and got[1][4] is None  # the first insert's row
+    assert [r["heart_rate"] for r in got[0][5]] == [201, 202, 203]
+
+
 def test_pending_alert_is_emailed_once_and_marked_sent(
     conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
 ) -> None:

@@ -258,6 +258,11 @@ def test_a_bad_event_and_a_database_error_do_not_stop_the_next_alert(
     assert reasons["processing_error"].startswith("UnicodeDecodeError")
     assert "injected" in reasons["alert_not_recorded"]
     assert alert_rows(db) == [(3002, 1, "sent", 1)]
+    # The refused alert is not announced either (read for a few seconds past the one expected).
+    published = harness.consume_all(
+        alerts_settings.require_kafka(), alerts_settings.topic_alerts, 2, timeout=5
+    )
+    assert [orjson.loads(v)["ride_id"] for _, v, _, _ in published] == [3002]
 
 
 def test_the_email_override_against_real_ses_stops_the_service_at_start(
