@@ -103,12 +103,14 @@ def get_stats(
             city=city,
             limit=ITEMS_MAX + 1,
         )
-    scope = "bike" if bike is not None else "city" if city is not None else "fleet"
-    return schemas.Stats(
-        resolution=resolution,
-        scope=scope,
-        from_=begin,
-        to=stop,
-        truncated=len(found) > ITEMS_MAX,
-        items=[schemas.StatsBucketOut(**vars(b)) for b in found[:ITEMS_MAX]],
+    scope: stats.Scope = "bike" if bike is not None else "city" if city is not None else "fleet"
+    return schemas.Stats.model_validate(
+        {
+            "resolution": resolution,
+            "scope": scope,
+            "from": begin,
+            "to": stop,
+            "truncated": len(found) > ITEMS_MAX,
+            "items": [schemas.StatsBucketOut(**vars(b)) for b in found[:ITEMS_MAX]],
+        }
     )
