@@ -189,3 +189,7 @@ GROUP BY r.ride_id, date_trunc('hour', r.recorded_at, 'UTC'), h.user_id, h.bike_
 
 SELECT historical.stats_recompute(array_agg(hour), array_agg(bike_serial), array_agg(city))
 FROM historical.ride_hours;
+
+-- Exports by admin keys are audited like deletes: who took which rows, when.
+ALTER TABLE api.audit_log DROP CONSTRAINT audit_log_action_check,
+    ADD CONSTRAINT audit_log_action_check CHECK (action IN ('delete', 'pii_read', 'export'));

@@ -12,7 +12,7 @@ from services.api.auth import KeyCache
 from services.api.deps import no_unknown_query
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
-from services.api.routes import daily, health, riders, rides, stats
+from services.api.routes import daily, export, health, riders, rides, stats
 from services.common import pool
 from services.common.config import Settings
 from services.common.pool import Connection, ConnectionPool
@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
     if readers is not None:
         app.state.pool = readers
     errors.install(app)
-    for module in (rides, riders, daily, stats, health):
+    for module in (rides, riders, daily, stats, export, health):
         app.include_router(module.router, prefix=prefix)
     app.add_middleware(PathHygiene)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.postgres
 
 MAX_EXAMPLES = 12
 
-# /stats has rules across its parameters (from before to, a longest range, bike or city) that
+# /stats and /export have rules across its parameters (from before to, a longest range, bike or city) that
 # OpenAPI cannot state, so schema-valid input may be refused there, but only by those rules.
-CROSS_PARAMETER_ROUTES = {"/stats/{resolution}"}
+CROSS_PARAMETER_ROUTES = {"/stats/{resolution}", "/export"}
 CROSS_PARAMETER_CODES = {"invalid_range", "range_too_long", "invalid_filter"}
 
 
