@@ -25,6 +25,7 @@ NAV = (
     ("/leaderboard", "Leaderboard"),
     ("/recent", "Recent rides"),
     ("/fleet", "Fleet now"),
+    ("/trends", "Trends"),
 )
 
 
@@ -57,7 +58,7 @@ class Context:
 
 def create_app(ctx: Context) -> dash.Dash:
     """The Dash app with every page registered."""
-    from services.dashboard.pages import fleet, leaderboard, recent, ride
+    from services.dashboard.pages import fleet, leaderboard, recent, ride, trends
 
     app = dash.Dash(
         __name__,
@@ -88,6 +89,7 @@ def create_app(ctx: Context) -> dash.Dash:
         "/leaderboard": leaderboard.layout,
         "/recent": recent.layout,
         "/fleet": fleet.layout,
+        "/trends": trends.layout,
     }
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
@@ -100,7 +102,7 @@ def create_app(ctx: Context) -> dash.Dash:
             )
         return page(ctx, search or "")
 
-    for module in (ride, leaderboard, recent, fleet):
+    for module in (ride, leaderboard, recent, fleet, trends):
         module.register(app, ctx)
 
     @app.server.route("/metrics")
