@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import LiveApi, api_settings, make_key, serving
@@ -67,6 +67,9 @@ def test_no_server_errors_and_responses_match_the_schema(live: LiveApi, mode) ->
             suppress_health_check=list(HealthCheck),
         )
         def call(case: schemathesis.Case) -> None:
+            # A query parameter whose value is None or [] is not sent at all (the HTTP client
+            # drops it), so such a "schema-violating" case reaches the server as a valid one.
+            assume(not any(v is None or v == [] for v in (case.query or {}).values()))
             if positive and case.operation.path in CROSS_PARAMETER_ROUTES:
                 case.call_and_validate(
                     base_url=live.url,
