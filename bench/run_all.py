@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench.dashboard",
     "bench.api",
     "bench.report",
+    "bench.export",
 ]
 
 

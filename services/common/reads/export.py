@@ -111,6 +111,11 @@ def _select(query: ExportQuery) -> tuple[str, dict[str, object]]:
     )
 
 
+def select_statement(query: ExportQuery) -> tuple[str, dict[str, object]]:
+    """The SELECT an export runs and its parameters (benchmarks compare it with psql's copy)."""
+    return _select(query)
+
+
 def count_rows(conn: Connection, *, query: ExportQuery) -> int:
     """How many rows the export will hold (for a progress bar)."""
     select, params = _select(query)
