@@ -128,7 +128,9 @@ def parquet_stream(
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         for batch in reader:
             if batch.num_rows:
-                writer.write_batch(batch)
+                # write_table closes a row group per call; write_batch would keep appending
+                # to a buffered one up to a million rows, so memory would grow to that.
+                writer.write_table(pa.Table.from_batches([batch]))
                 on_rows(batch.num_rows)
                 yield sink.take()
     yield sink.take()
