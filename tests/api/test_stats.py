@@ -84,6 +84,9 @@ def test_stats_success_bad_input_and_auth(live_api: LiveApi, summarised) -> None
         )
         assert_error(c.get("/stats/daily", params={"from": "0001-01-01"}), 422)
         assert_error(c.get("/stats/daily", params={**day, "bikes": "B"}), 400)
+        assert_error(c.get("/stats/daily", params={"from": "1763600000", "to": "2026-11-21"}), 422)
+        twice = c.get("/stats/daily?city=Leeds&city=York&from=2026-11-20&to=2026-11-21")
+        assert_error(twice, 400, "repeated_parameter")
     with live_api.client(None) as c:
         assert_error(c.get("/stats/daily", params=day), 401, "unauthorized")
         assert_error(

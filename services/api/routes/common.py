@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, ParamSpec, TypeVar
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BeforeValidator
 
 from services.api import schemas
+from services.api.errors import ApiError
 from services.common.reads.rides import Ride
 
 BIGINT_MAX = 2**63 - 1
@@ -78,3 +82,22 @@ def page_of(rides: list[Ride], *, limit: int, offset: int) -> dict[str, object]:
         "offset": offset,
         "next_offset": offset + limit if more else None,
     }
+
+
+async def no_repeated_query(request: Request) -> None:
+    """400 for a query parameter given twice: only one value would be used, silently."""
+    counts = Counter(k for k, _ in request.query_params.multi_items())
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        shown = ", ".join(r[:40] for r in repeated[:5])
+        raise ApiError(400, "repeated_parameter", f"query parameter(s) given twice: {shown}")
+
+
+def _iso_only(value: object) -> object:
+    """Dates and times as ISO 8601 text only: pydantic would take a number as a Unix time."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("an ISO 8601 date or time, not a number")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]

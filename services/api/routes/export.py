@@ -6,17 +6,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.api import repository
 from services.api.deps import AdminKey, get_pool
 from services.api.errors import ApiError, documented
-from services.api.routes.common import threaded
+from services.api.routes.common import IsoDatetime, no_repeated_query, threaded
 from services.common import export_formats, pool
 from services.common.reads import export as reads
 
-router = APIRouter(tags=["export"])
+router = APIRouter(tags=["export"], dependencies=[Depends(no_repeated_query)])
 _TEXT = r"^[^\x00-\x1f\x7f]+$"
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
@@ -57,8 +57,8 @@ def _stream(request: Request, query: reads.ExportQuery, fmt: str) -> Iterator[by
 def get_export(
     request: Request,
     key: AdminKey,
-    start: Annotated[datetime, Query(alias="from", description="ISO date or time, UTC default")],
-    end: Annotated[datetime, Query(alias="to", description="end (exclusive)")],
+    start: Annotated[IsoDatetime, Query(alias="from", description="ISO date or time, UTC default")],
+    end: Annotated[IsoDatetime, Query(alias="to", description="end (exclusive)")],
     resolution: Annotated[
         Literal["raw", "hourly", "daily"],
         Query(description="raw readings (those still in daily) or aggregates"),

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.api import schemas
 from services.api.deps import ReadKey, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import threaded
+from services.api.routes.common import IsoDatetime, no_repeated_query, threaded
 from services.common.reads import stats
 
-router = APIRouter(tags=["stats"])
+router = APIRouter(tags=["stats"], dependencies=[Depends(no_repeated_query)])
 
 # One answer covers at most this range; the buckets of one key then fit in ITEMS_MAX (a city
 # spelled several ways, which the case- and accent-insensitive match joins, may not).
@@ -62,7 +62,7 @@ def get_stats(
         ),
     ] = None,
     start: Annotated[
-        datetime | None,
+        IsoDatetime | None,
         Query(
             alias="from",
             description="first bucket (inclusive), ISO date or time, UTC when no offset; "
@@ -70,7 +70,7 @@ def get_stats(
         ),
     ] = None,
     end: Annotated[
-        datetime | None,
+        IsoDatetime | None,
         Query(
             alias="to",
             description="end of the range (exclusive); default: the end of the current bucket",
