@@ -176,7 +176,7 @@ WHERE coalesce(c.n, 0) = h.readings_count;
 
 INSERT INTO historical.ride_hours (ride_id, hour, user_id, bike_serial, city, readings,
     hr_readings, hr_sum, hr_max, power_sum, power_max)
-SELECT r.ride_id, date_trunc('hour', r.recorded_at, 'UTC'), h.user_id, h.bike_serial,
+SELECT r.ride_id, date_bin('1 hour', r.recorded_at, timestamptz '2000-01-01 00:00+00'), h.user_id, h.bike_serial,
        coalesce(hr.city, ''), count(*), count(nullif(r.heart_rate, 0)),
        coalesce(sum(nullif(r.heart_rate, 0)), 0), max(nullif(r.heart_rate, 0)),
        sum(r.power), max(r.power)
@@ -185,7 +185,7 @@ JOIN historical.ride_hours_progress p ON p.ride_id = r.ride_id
 JOIN historical.rides h ON h.ride_id = r.ride_id
 LEFT JOIN historical.riders hr ON hr.user_id = h.user_id
 WHERE r.elapsed_s <= p.last_elapsed_s
-GROUP BY r.ride_id, date_trunc('hour', r.recorded_at, 'UTC'), h.user_id, h.bike_serial, hr.city;
+GROUP BY r.ride_id, date_bin('1 hour', r.recorded_at, timestamptz '2000-01-01 00:00+00'), h.user_id, h.bike_serial, hr.city;
 
 SELECT historical.stats_recompute(array_agg(hour), array_agg(bike_serial), array_agg(city))
 FROM historical.ride_hours;

@@ -700,6 +700,11 @@ def purge_rejects_before(cur: Cursor, *, cutoff: datetime, limit: int) -> int:
 # --- aggregates (historical.ride_hours -> historical.stats) ---------------------------------
 
 
+# Hours are binned from a UTC midnight: date_bin is plain arithmetic, where date_trunc with a
+# time zone converts every reading (it made the roll-up several times slower).
+UTC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Touched:
     """The (UTC hour, bike, city) of every ride_hours row a statement changed."""
@@ -727,7 +732,7 @@ def insert_ride_hours(cur: Cursor, *, batch: RideBatch) -> Touched:
     cur.execute(
         """
         WITH agg AS (
-            SELECT r.ride_id, date_trunc('hour', r.recorded_at, 'UTC') AS hour,
+            SELECT r.ride_id, date_bin('1 hour', r.recorded_at, %(epoch)s) AS hour,
                    count(*) AS n, count(nullif(r.heart_rate, 0)) AS hr_n,
                    coalesce(sum(nullif(r.heart_rate, 0)), 0)::double precision AS hr_sum,
                    max(nullif(r.heart_rate, 0)) AS hr_max,
@@ -756,7 +761,12 @@ def insert_ride_hours(cur: Cursor, *, batch: RideBatch) -> Touched:
         )
         SELECT array_agg(hour), array_agg(bike_serial), array_agg(city) FROM written
         """,
-        {"ids": batch.ride_ids, "from": batch.readings_from, "before": batch.readings_before},
+        {
+            "ids": batch.ride_ids,
+            "from": batch.readings_from,
+            "before": batch.readings_before,
+            "epoch": UTC_EPOCH,
+        },
     )
     return _touched(cur)
 
@@ -770,17 +780,22 @@ def refresh_ride_hours(cur: Cursor, *, batch: RideBatch) -> Touched:
     cur.execute(
         """
         WITH agg AS (
-            SELECT r.ride_id, date_trunc('hour', r.recorded_at, 'UTC') AS hour,
-                   count(*) AS n, count(nullif(r.heart_rate, 0)) AS hr_n,
-                   coalesce(sum(nullif(r.heart_rate, 0)), 0)::double precision AS hr_sum,
-                   max(nullif(r.heart_rate, 0)) AS hr_max,
-                   sum(r.power) AS power_sum, max(r.power) AS power_max,
-                   max(r.elapsed_s) AS last_elapsed_s
+            -- one index probe per ride (elapsed_s above the mark), as refresh_summaries does
+            SELECT p.ride_id, x.*
             FROM historical.ride_hours_progress p
-            JOIN daily.readings r ON r.ride_id = p.ride_id
-            WHERE p.ride_id = ANY(%(ids)s) AND r.recorded_at >= %(from)s
-              AND r.elapsed_s > coalesce(p.last_elapsed_s, -2147483648)
-            GROUP BY 1, 2
+            CROSS JOIN LATERAL (
+                SELECT date_bin('1 hour', r.recorded_at, %(epoch)s) AS hour,
+                       count(*) AS n, count(nullif(r.heart_rate, 0)) AS hr_n,
+                       coalesce(sum(nullif(r.heart_rate, 0)), 0)::double precision AS hr_sum,
+                       max(nullif(r.heart_rate, 0)) AS hr_max,
+                       sum(r.power) AS power_sum, max(r.power) AS power_max,
+                       max(r.elapsed_s) AS last_elapsed_s
+                FROM daily.readings r
+                WHERE r.ride_id = p.ride_id AND r.recorded_at >= %(from)s
+                  AND r.elapsed_s > coalesce(p.last_elapsed_s, -2147483648)
+                GROUP BY 1
+            ) x
+            WHERE p.ride_id = ANY(%(ids)s)
         ), marked AS (
             UPDATE historical.ride_hours_progress p SET last_elapsed_s = m.last
             FROM (SELECT ride_id, max(last_elapsed_s) AS last FROM agg GROUP BY ride_id) m
@@ -807,7 +822,7 @@ def refresh_ride_hours(cur: Cursor, *, batch: RideBatch) -> Touched:
         )
         SELECT array_agg(hour), array_agg(bike_serial), array_agg(city) FROM written
         """,
-        {"ids": batch.ride_ids, "from": batch.readings_from},
+        {"ids": batch.ride_ids, "from": batch.readings_from, "epoch": UTC_EPOCH},
     )
     return _touched(cur)
 
