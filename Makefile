@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 UV    := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+SOAK_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -25,10 +26,13 @@ lock: ## re-pin requirements.lock from pyproject.toml (and checkov's own lock fo
 demo: install ## start broker, database, simulated fleet and every service; Ctrl-C stops all
 	.venv/bin/deloton demo
 
-system-deps: ## Debian packages the tests need (pdftoppm renders report pages to PNG)
+system-deps: ## Debian packages the tests need (pdftoppm renders report pages to PNG; wrk loads the API in bench.api)
 	@command -v pdftoppm >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q poppler-utils; }
+	@command -v wrk >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q wrk; }
 
 test: install system-deps ## run the whole test suite against a real broker and PostgreSQL
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -45,11 +49,17 @@ fmt: install ## apply ruff formatting and safe fixes
 	.venv/bin/ruff check --fix services tests bench
 	.venv/bin/ruff format services tests bench
 
-bench: install system-deps ## run the benchmarks in bench/ and print their figures
+bench: install system-deps ## run every benchmark: bench/results/<name>.json and REPORT.md (BENCH_ARGS=--quick: smoke runs)
 	@command -v wrk >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get install -y -q wrk; }
-	$(PY) -m bench.run_all
+	$(PY) -m bench.run_all $(BENCH_ARGS)
+
+hostile: install ## 100,000 hostile lines through the running services; a table, non-zero on failure
+	$(PY) -m bench.hostile $(HOSTILE_ARGS)
+
+soak: install ## every service for 5 minutes under scheduled faults, checked against the truth (SOAK_ARGS)
+	.venv/bin/deloton --log-level WARNING soak $(SOAK_ARGS)
 
 images: ## build the service image and the Lambda jobs image (needs a Docker daemon)
 	docker build -f docker/Dockerfile -t deloton:local .
@@ -61,4 +71,4 @@ down: ## stop the embedded broker and database started by `deloton infra up`
 clean: down ## remove the virtualenv and local state
 	rm -rf .venv .venv-checkov .deloton outbox
 
-.PHONY: help install system-deps lock demo test test-unit lint fmt bench images down clean
+.PHONY: help install system-deps lock demo test test-unit lint fmt bench hostile soak images down clean

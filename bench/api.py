@@ -39,6 +39,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
+from bench import results
 from services.api import keys
 from services.common import infra, pool
 from services.common.config import Settings
@@ -436,12 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=500, help="req/s for /ride and /rider (500)")
     p.add_argument("--list-rate", type=int, default=100, help="req/s for the lists (100)")
     p.add_argument("--api-workers", type=int, default=2, help="uvicorn workers (2: one a core)")
+    p.add_argument("--scale", type=float, help="share of the full workload (1; 0.1 with --quick)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON at the end")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench.api needs wrk: apt-get install -y wrk", file=sys.stderr)
         return 2
     w = QUICK if args.quick else Workload()
+    if args.scale:
+        w = scaled(args.scale)
     seconds = args.seconds or (5 if args.quick else 20)
     print(
         f"workload: {w.historical_rides:,} historical rides over {w.riders:,} riders, "
@@ -458,7 +462,38 @@ def main(argv: list[str] | None = None) -> int:
     print(TARGETS)
     if args.json:
         print(json.dumps(figures, indent=2))
+    params = asdict(w) | {"seconds": seconds, "rate": args.rate, "list_rate": args.list_rate}
+    params["api_workers"] = args.api_workers
+    results.write("api", result_figures(figures), quick=args.quick, params=params, raw=figures)
     return 0
+
+
+def scaled(share: float) -> Workload:
+    """The full workload times `share` (QUICK is 0.1 of it, with 100 cities)."""
+    full = Workload()
+    return Workload(
+        historical_rides=max(1_000, int(full.historical_rides * share)),
+        riders=max(100, int(full.riders * share)),
+        daily_readings=max(20 * full.readings_per_daily_ride, int(full.daily_readings * share)),
+        cities=max(10, int(full.cities * share)),
+    )
+
+
+def result_figures(figures: dict[str, Any]) -> list[results.Figure]:
+    """Each route's HTTP p99 beside the same read through the driver alone (the floor)."""
+    out = []
+    for name, r in figures["routes"].items():
+        http, base = r["http"], r["driver"]
+        fast = name.startswith(("GET /ride/", "GET /rider/"))
+        out.append(
+            results.Figure(
+                f"{name}, p99", http["p99_ms"], "ms", baseline=base["p99_ms"],
+                baseline_name="driver alone", target=15.0 if fast else 50.0,
+                higher_is_better=False,
+                note=f"{http['achieved_rps']:.0f}/{http['target_rps']} req/s, p50 {http['p50_ms']} ms",
+            )
+        )  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 from pydantic import SecretStr
 
+from bench import results
 from services.common import db
 from services.common.config import Settings
 from services.compress import repository as repo
@@ -36,6 +38,7 @@ from services.compress import run
 from tests import harness
 
 RETENTION_HOURS = 12.0
+TARGET_S = 30.0  # summarise and retention of a 10M-reading day
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,11 @@ def count(dsn: str, query: str) -> int:
 
 
 def run_compress_bench(
-    dsn: str, *, now: datetime | None = None, batch_rides: int = 1_000
+    dsn: str,
+    *,
+    now: datetime | None = None,
+    batch_rides: int = 1_000,
+    on_batch: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run compress once over the database and return its result, timings and this process's RSS."""
     settings = Settings(  # type: ignore[call-arg]
@@ -211,7 +218,7 @@ def run_compress_bench(
     )
     rss_before = current_rss_mb()
     t0 = time.perf_counter()
-    result = run(settings, now=now).as_dict()
+    result = run(settings, now=now, on_batch=on_batch).as_dict()
     wall = time.perf_counter() - t0
     return {
         "wall_s": round(wall, 2),
@@ -350,19 +357,55 @@ def _per_m(seconds: float, rows: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures (JSON with --json)."""
     p = argparse.ArgumentParser(prog="python -m bench.compress", description=__doc__.split("\n")[0])
-    p.add_argument("--rides", type=int, default=Workload.rides)
-    p.add_argument("--readings-per-ride", type=int, default=Workload.readings_per_ride)
+    p.add_argument("--quick", action="store_true", help="1,000 rides x 100 readings (a smoke run)")
+    p.add_argument("--rides", type=int, help=f"rides ({Workload.rides:,}; 1,000 with --quick)")
+    p.add_argument(
+        "--readings-per-ride",
+        type=int,
+        help=f"readings per ride ({Workload.readings_per_ride}; 100 with --quick)",
+    )
     p.add_argument("--hours", type=int, default=Workload.hours)
     p.add_argument("--batch-rides", type=int, default=1_000)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
     workload = Workload(
-        rides=args.rides, readings_per_ride=args.readings_per_ride, hours=args.hours
+        rides=args.rides or (1_000 if args.quick else Workload.rides),
+        readings_per_ride=args.readings_per_ride
+        or (100 if args.quick else Workload.readings_per_ride),
+        hours=args.hours,
     )
     with harness.running_postgres() as server:
         figures = bench(server, workload, batch_rides=args.batch_rides)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
+    results.write(
+        "compress",
+        result_figures(figures),
+        quick=args.quick,
+        params=figures["workload"] | {"batch_rides": args.batch_rides},
+        raw=figures,
+    )
     return 0
+
+
+def result_figures(figures: dict[str, Any]) -> list[results.Figure]:
+    """Compress's wall time and memory; retention by DROP against DELETE + VACUUM."""
+    c, d = figures["compress"], figures["retention_drop_vs_delete"]
+    readings = figures["workload"]["readings"]
+    return [
+        results.Figure(
+            "summarise + retention", c["wall_s"], "s", target=TARGET_S, higher_is_better=False,
+            note=f"{readings:,} readings in {figures['workload']['rides']:,} rides",
+        ),
+        results.Figure("python peak RSS", c["peak_rss_mb"], "MiB", higher_is_better=False),
+        results.Figure(
+            "retention by DROP, per million readings",
+            round(_per_m(d["drop_s"], d["drop_rows"]), 4),
+            "s",
+            baseline=round(_per_m(d["delete_s"] + d["vacuum_s"], d["delete_rows"]), 4),
+            baseline_name="DELETE + VACUUM",
+            higher_is_better=False,
+        ),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

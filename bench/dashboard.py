@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg2
 
+from bench import results
 from services.common.kafka import ensure_topics
 from services.simulator.fleet import Fleet, FleetConfig
 from services.simulator.models import Message
@@ -328,16 +329,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 bikes, short phases")
     parser.add_argument("--bikes", type=int, default=None)
+    parser.add_argument("--measure-seconds", type=float, help="browser phase (60; 15 quick)")
+    parser.add_argument("--load-seconds", type=float, help="each load phase (30; 10 quick)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
-    if args.quick:
-        figures = run(args.bikes or 100, pages=2, measure_s=15, load_s=10)
-    else:
-        figures = run(args.bikes or 1000, pages=5, measure_s=60, load_s=30)
+    measure_s = args.measure_seconds or (15 if args.quick else 60)
+    load_s = args.load_seconds or (10 if args.quick else 30)
+    bikes = args.bikes or (100 if args.quick else 1000)
+    figures = run(bikes, pages=2 if args.quick else 5, measure_s=measure_s, load_s=load_s)
     print(report(figures))
     if args.json:
         print(json.dumps(figures))
+    params = {"bikes": bikes, "measure_s": measure_s, "load_s": load_s}
+    results.write(
+        "dashboard", result_figures(figures), quick=args.quick, params=params, raw=figures
+    )
     return 0
+
+
+def result_figures(f: dict[str, Any]) -> list[results.Figure]:
+    """Produce-to-screen latency; database reads with 50 viewers against one viewer's."""
+    one, fifty = f["one"], f["fifty"]
+    return [
+        results.Figure("produce -> screen, p50", f["latency_p50_s"], "s", higher_is_better=False),
+        results.Figure(
+            "produce -> screen, p99", f["latency_p99_s"], "s", target=GOAL_P99_S,
+            higher_is_better=False, note=f"{f['bikes']} live bikes, {f['samples']} readings",
+        ),
+        results.Figure(
+            "dashboard database reads/s, 50 viewers", fifty["dashboard_reads_per_s"], "reads/s",
+            baseline=one["dashboard_reads_per_s"], baseline_name="1 viewer",
+            higher_is_better=False, note="target: no growth with viewers",
+        ),
+        results.Figure(
+            "all callbacks p99, 50 viewers", fifty["all_p99_ms"], "ms",
+            baseline=one["all_p99_ms"], baseline_name="1 viewer", higher_is_better=False,
+        ),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

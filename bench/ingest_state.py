@@ -30,6 +30,7 @@ from typing import Any
 import psycopg2
 from confluent_kafka import Producer
 
+from bench import results
 from bench.ingest import finish, ingest_env, settings_for, start_ingest
 from services.common.kafka import ensure_topics, producer_config
 from services.ingest import repository
@@ -239,9 +240,7 @@ def main() -> int:
         f"target <= {TARGET_FLAT}",
     )
     line("with eviction: RSS, last / second quarter", f"{flat_rss:.2f}", f"target <= {TARGET_FLAT}")
-    results = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
+    raw = {
         "bikes": bikes,
         "messages": n,
         "baseline": base,
@@ -249,10 +248,34 @@ def main() -> int:
         "state_last_over_second_quarter": round(flat_state, 3),
         "rss_last_over_second_quarter": round(flat_rss, 3),
     }
-    out = harness.ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    name = "ingest_state_quick.json" if args.quick else "ingest_state.json"
-    (out / name).write_text(json.dumps(results, indent=2) + "\n")
+    figures = [
+        results.Figure(
+            "bikes kept in the saved state at the end", evicting["bikes_kept"], "bikes",
+            baseline=base["bikes_kept"], baseline_name="no eviction", higher_is_better=False,
+            note=f"{bikes:,} keys over an hour of feed",
+        ),
+        results.Figure(
+            "state rewritten per batch, last quarter", evicting["state_bytes_by_quarter"][3], "B",
+            baseline=base["state_bytes_by_quarter"][3], baseline_name="no eviction",
+            higher_is_better=False,
+        ),
+        results.Figure(
+            "with eviction: state, last / second quarter", round(flat_state, 3), "x",
+            target=TARGET_FLAT, higher_is_better=False,
+        ),
+        results.Figure(
+            "with eviction: RSS, last / second quarter", round(flat_rss, 3), "x",
+            target=TARGET_FLAT, higher_is_better=False,
+        ),
+    ]  # fmt: skip
+    params = {"bikes": bikes, "wall_s": wall_s, "ride_s": args.ride_seconds}
+    results.write(
+        "ingest_state",
+        figures,
+        quick=args.quick,
+        params=params | {"evict_idle_s": args.evict_idle_s},
+        raw=raw,
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench import results
 from bench.compress import RETENTION_HOURS, Workload, count, generate
 from services.common.config import Settings
 from services.compress import run as compress
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  generated in {generate(dsn, workload, now=now):.1f} s")
         result, wall, rss = _report(dsn, ses_url, workdir)
         _print("in daily", result, wall, rss)
+        figures = result_figures("rides in daily", result, wall, rss)
         settings = Settings(_env_file=None, database_url=SecretStr(dsn))  # type: ignore[call-arg]
         t0 = time.perf_counter()
         compress(settings, now=now + timedelta(hours=2))
@@ -100,7 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  compress {time.perf_counter() - t0:.1f} s; {left:,} readings left in daily")
         result, wall, rss = _report(dsn, ses_url, workdir)
         _print("summarised", result, wall, rss)
+        figures += result_figures("rides summarised", result, wall, rss)
+    params = {"rides": rides, "readings_per_ride": workload.readings_per_ride, "day": DAY}
+    results.write("report", figures, quick=args.quick, params=params)
     return 0
+
+
+def result_figures(case: str, result: dict, wall: float, rss: float) -> list[results.Figure]:
+    """Process wall time and peak memory of one report (no earlier report: the split is the
+    baseline, in the note)."""
+    s = result["seconds"]
+    split = " / ".join(f"{s.get(k, 0):.2f}" for k in ("queries", "charts", "pdf", "send"))
+    return [
+        results.Figure(
+            f"{case}: report process wall", round(wall, 2), "s", target=TARGET_S,
+            higher_is_better=False,
+            note=f"{result['rides']:,} rides; run {s['total']:.2f} s = queries / charts / pdf / send {split} s",
+        ),
+        results.Figure(f"{case}: peak RSS", round(rss), "MiB", target=TARGET_RSS_MB, higher_is_better=False),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

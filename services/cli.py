@@ -14,12 +14,14 @@ COMMAND_MODULES = [
     "services.simulator.cli",
     "services.ingest.cli",
     "services.compress.cli",
+    "services.quality.cli",
     "services.report.cli",
     "services.alerts.cli",
     "services.dashboard.cli",
     "services.api.cli",
     "services.export.cli",
     "services.demo.cli",
+    "services.soak.cli",
 ]
 
 # Third-party modules that only an extra installs: a service started without its extra says

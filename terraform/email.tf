@@ -38,7 +38,7 @@ data "aws_iam_policy_document" "ses_send" {
     condition {
       test     = "StringEquals"
       variable = "ses:FromAddress"
-      values   = distinct([var.alert_email_sender, var.report_email_sender])
+      values   = distinct([var.alert_email_sender, var.report_email_sender, var.quality_email_sender])
     }
   }
 }

@@ -1,4 +1,5 @@
-# The scheduled jobs: compress every 10 minutes, the daily report at 07:00 Europe/London.
+# The scheduled jobs: compress every 10 minutes, the daily report at 07:00 Europe/London,
+# fleet health (per-bike data quality, incidents and ops emails) every minute.
 # Lambda functions from the jobs image, started by EventBridge Scheduler. A run that fails
 # after the retries lands in the SQS dead-letter queue, and an alarm fires on any failure.
 
@@ -22,6 +23,14 @@ locals {
       memory              = 2048
       reserved_concurrent = 1
     }
+    quality = {
+      handler             = "services.quality.handler.handler"
+      schedule            = "rate(1 minute)"
+      schedule_timezone   = "UTC"
+      timeout             = 120
+      memory              = 1024
+      reserved_concurrent = 1 # a lock makes a second run skip anyway
+    }
   }
 
   job_environment = {
@@ -34,6 +43,10 @@ locals {
       REPORT_BUCKET     = aws_s3_bucket.reports.id
       REPORT_TIMEZONE   = "Europe/London"
       REPORT_DIR        = "/tmp/reports" # the only writable path in Lambda
+    }
+    quality = {
+      QUALITY_SENDER     = var.quality_email_sender
+      QUALITY_RECIPIENTS = join(",", var.quality_recipients)
     }
   }
   # Lambda cannot inject secrets: the function reads the RDS-managed secret by its ARN.
@@ -150,6 +163,12 @@ resource "aws_iam_role_policy" "job" {
 resource "aws_iam_role_policy" "report_send_email" {
   name   = "ses-send-from-identity"
   role   = aws_iam_role.job["report"].id
+  policy = data.aws_iam_policy_document.ses_send.json
+}
+
+resource "aws_iam_role_policy" "quality_send_email" {
+  name   = "ses-send-from-identity"
+  role   = aws_iam_role.job["quality"].id
   policy = data.aws_iam_policy_document.ses_send.json
 }
 

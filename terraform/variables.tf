@@ -336,6 +336,16 @@ variable "report_recipients" {
   type        = list(string)
 }
 
+variable "quality_email_sender" {
+  description = "From address of the fleet health incident emails (in email_domain)."
+  type        = string
+}
+
+variable "quality_recipients" {
+  description = "Operations addresses emailed when a bike's data quality opens or clears an incident."
+  type        = list(string)
+}
+
 variable "reports_retention_days" {
   description = "Days the reports bucket keeps a report."
   type        = number

@@ -35,13 +35,14 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
 
 def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Path) -> None:
     specs = supervisor.plan(_settings(tmp_path), bikes=7, speed="5", faults=0.01)
-    names = ["api", "compress", "alerts", "dashboard", "ingest", "simulator"]
+    names = ["api", "compress", "quality", "alerts", "dashboard", "ingest", "simulator"]
     assert [s.name for s in specs] == names
     assert [s.name for s in supervisor.stop_order(specs)] == [
         "simulator",
         "ingest",
         "dashboard",
         "alerts",
+        "quality",
         "compress",
         "api",
     ]
@@ -52,7 +53,8 @@ def test_plan_starts_consumers_first_and_stops_the_simulator_first(tmp_path: Pat
     assert specs[1].args == ("compress", "--loop")
     assert {s.name: s.metrics_port for s in specs} == {
         "api": 8000,
-        "compress": None,
+        "compress": 9103,
+        "quality": 9104,
         "alerts": 9102,
         "dashboard": 8050,
         "ingest": 9101,
@@ -64,7 +66,7 @@ def test_plan_without_alerts(tmp_path: Path) -> None:
     specs = supervisor.plan(
         _settings(tmp_path), bikes=1, speed="realtime", faults=0, alerts=False, dashboard=False
     )
-    assert [s.name for s in specs] == ["api", "compress", "ingest", "simulator"]
+    assert [s.name for s in specs] == ["api", "compress", "quality", "ingest", "simulator"]
 
 
 def test_preflight_refuses_a_metrics_port_in_use(tmp_path: Path) -> None:
@@ -201,7 +203,9 @@ def test_speed_above_real_time_lets_ingest_accept_the_simulated_future() -> None
 # --- the real demo: embedded broker and PostgreSQL, every service, Ctrl-C ------------------
 
 METRICS_PORTS = ("INGEST_METRICS_PORT", "ALERTS_METRICS_PORT")
-ROW = re.compile(r"^  (simulator|ingest|alerts|dashboard|compress|api)\s+(\d+)\s", re.MULTILINE)
+ROW = re.compile(
+    r"^  (simulator|ingest|alerts|dashboard|compress|quality|api)\s+(\d+)\s", re.MULTILINE
+)
 API_LINE = re.compile(r"^  api +(http://\S+)  key (\S+)", re.MULTILINE)
 
 
@@ -217,6 +221,8 @@ def _demo_env(tmp_path: Path) -> dict[str, str]:
         "EMBEDDED_POSTGRES_PORT": str(infra.free_port()),
         "INGEST_METRICS_PORT": str(infra.free_port()),
         "ALERTS_METRICS_PORT": str(infra.free_port()),
+        "COMPRESS_METRICS_PORT": str(infra.free_port()),
+        "QUALITY_METRICS_PORT": str(infra.free_port()),
         "DASHBOARD_PORT": str(infra.free_port()),
         "API_PORT": str(infra.free_port()),
         # No AWS credentials from anywhere: alert emails go to the outbox folder.
@@ -330,13 +336,13 @@ def test_demo_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -
         while time.monotonic() < deadline and proc.poll() is None:
             pids = {name: int(pid) for name, pid in ROW.findall("".join(out))}
             dsn = _read_dsn(state_dir)
-            counts = _counts(dsn) if dsn and len(pids) == 6 else {}
+            counts = _counts(dsn) if dsn and len(pids) == 7 else {}
             serving = all(_listening_addresses(int(env[v])) for v in METRICS_PORTS)
             if counts.get("rides") and counts.get("readings") and serving:
                 break
             time.sleep(0.5)
         assert proc.poll() is None, "".join(out) + (tmp_path / "demo.stderr").read_text()
-        services = {"simulator", "ingest", "alerts", "dashboard", "compress", "api"}
+        services = {"simulator", "ingest", "alerts", "dashboard", "compress", "quality", "api"}
         assert set(pids) == services, "".join(out)
         dashboard = f"http://127.0.0.1:{env['DASHBOARD_PORT']}/"
         assert f"dashboard  {dashboard}" in "".join(out)

@@ -137,8 +137,10 @@ def create_app(
     recorder: Recorder,
     on_alert: Callable[[], None],
     replication_factor: int = 1,
+    current: Callable[[], Settings] | None = None,
 ) -> faust.App:
-    """The faust app with its events agent and per-bike table."""
+    """The faust app with its events agent and per-bike table; `current` gives the settings
+    in force now (run-time changes), read for every event."""
     conf: dict[str, Any] = {}
     if settings.kafka_session_timeout_ms is not None:
         conf["broker_session_timeout"] = settings.kafka_session_timeout_ms / 1000
@@ -168,7 +170,15 @@ def create_app(
     alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
     # Keyed by bike serial, like the events topic, so the table is co-partitioned with it.
     bikes = app.Table("bikes", partitions=partitions, key_type=str)  # JSON keys and values
-    rules = EpisodeRules.from_settings(settings)
+    follow = current or (lambda: settings)
+    ruled: list[tuple[Settings, EpisodeRules]] = [(settings, EpisodeRules.from_settings(settings))]
+
+    def rules_now() -> EpisodeRules:
+        # Rebuilt only when the settings object changes (a run-time change), not per event.
+        now = follow()
+        if ruled[0][0] is not now:
+            ruled[0] = (now, EpisodeRules.from_settings(now))
+        return ruled[0][1]
 
     async def reject(event: Any, reason: str, detail: str | None = None) -> None:
         msg = event.message
@@ -192,7 +202,7 @@ def create_app(
         key = event.key.decode() if event.key else parsed.bike_serial
         doc = bikes.get(key)
         state = codec.state_from_dict(doc) if doc else None
-        out = apply(state, parsed, rules)
+        out = apply(state, parsed, rules_now())
         if out.alert is not None:
             observed_at = datetime.fromtimestamp(msg.timestamp, UTC) if msg.timestamp else None
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import faust
 from confluent_kafka.admin import AdminClient
@@ -14,6 +15,8 @@ from services.alerts.sender import OutboxSender, check_override, sender_factory
 from services.common import db
 from services.common.config import ConfigError, Settings
 from services.common.kafka import ensure_topics
+from services.common.runtime import RuntimeSettings
+from services.common.runtime_store import loader
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +63,23 @@ def run(
 
     notifier = Notifier(settings, make_sender, workers=senders)
     recorder = Recorder(settings, stale_after_s=settings.alert_stale_after_s)
+
+    def follow(current: Settings) -> None:
+        # Thresholds and episode lengths are read per event (create_app's `current`); the
+        # stale window by the recorder and the notifier: each attribute swap is atomic.
+        recorder.stale_after = timedelta(seconds=current.alert_stale_after_s)
+        notifier.settings = current
+
+    runtime = RuntimeSettings(
+        settings, loader(settings, application_name="alerts"), on_change=follow
+    ).start()
     app = create_app(
         settings,
         partitions=partitions,
         recorder=recorder,
         on_alert=notifier.wake,
         replication_factor=replication_factor,
+        current=runtime.current,
     )
     server, _ = start_http_server(settings.alerts_metrics_port, addr=settings.metrics_bind)
     log.info(
@@ -91,6 +105,7 @@ def run(
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
+        runtime.stop()
         notifier.stop()
         recorder.close()
         server.shutdown()

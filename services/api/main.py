@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from services.api import errors
 from services.api.auth import KeyCache
-from services.api.deps import no_unknown_query
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
-from services.api.routes import daily, export, health, riders, rides, stats
+from services.api.routes import daily, export, fleet, health, riders, rides, stats
+from services.api.routes import settings as runtime_settings
 from services.common import pool
 from services.common.config import Settings
 from services.common.pool import Connection, ConnectionPool
@@ -21,8 +21,9 @@ DESCRIPTION = """
 Rides and riders of the Deloton fleet, live and historical.
 
 Send an API key as `Authorization: Bearer <key>` (`deloton api-key create`). Scopes: `read`
-for every GET, `pii` to see riders' personal data (audited), `admin` to delete rides
-(audited). Errors are JSON: `{"code": ..., "detail": ..., "errors": [...]}`.
+for every GET, `pii` to see riders' personal data (audited), `admin` to delete rides and to
+read and change the run-time settings (audited). Errors are JSON:
+`{"code": ..., "detail": ..., "errors": [...]}`.
 """
 
 
@@ -61,7 +62,6 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
-        dependencies=[Depends(no_unknown_query)],
     )
     app.state.settings = settings
     app.state.keys = KeyCache(settings.api_key_cache_s)
@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
     if readers is not None:
         app.state.pool = readers
     errors.install(app)
-    for module in (rides, riders, daily, stats, export, health):
+    for module in (rides, riders, daily, stats, export, fleet, runtime_settings, health):
         app.include_router(module.router, prefix=prefix)
     app.add_middleware(PathHygiene)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from services.api.auth import ApiKey
 from services.common.pool import Connection
@@ -118,3 +121,29 @@ def applied_migration(conn: Connection) -> int | None:
     """The highest migration version applied, None if none."""
     row = conn.execute("SELECT max(version) AS v FROM public.schema_migrations").fetchone()
     return row["v"] if row else None
+
+
+def lock_setting(conn: Connection, *, name: str) -> None:
+    """Serialise changes of one setting until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('ops.settings:' || %s))", (name,))
+
+
+def set_setting(conn: Connection, *, key: ApiKey, name: str, value: Any) -> Any:
+    """Store a run-time setting and audit the change; returns the value stored before (None:
+    none was, the service's environment value was in force). Serialised per setting, so two
+    concurrent changes are audited in the order they took effect (take `lock_setting` first)."""
+    row = conn.execute("SELECT value FROM ops.settings WHERE name = %s", (name,)).fetchone()
+    old = row["value"] if row else None
+    conn.execute(
+        """INSERT INTO ops.settings (name, value, updated_at, updated_by)
+           VALUES (%s, %s, now(), %s)
+           ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value,
+               updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by""",
+        (name, Jsonb(value), key.name),
+    )
+    conn.execute(
+        """INSERT INTO ops.settings_audit (key_id, key_name, name, old_value, new_value)
+           VALUES (%s, %s, %s, %s, %s)""",
+        (key.key_id, key.name, name, Jsonb(old) if row else None, Jsonb(value)),
+    )
+    return old

@@ -253,6 +253,84 @@ class Health(BaseModel):
     migration_expected: int
 
 
+class IncidentOut(BaseModel):
+    """A fleet health incident: a bike whose data quality fell below the threshold."""
+
+    incident_id: int
+    bike_serial: str
+    opened_at: datetime
+    cleared_at: datetime | None = Field(description="null while the incident is open")
+    score: float = Field(description="quality score when it opened")
+    worst_score: float
+    problems: list[str] = Field(description="detectors at half their limit or more")
+
+
+class BikeHealthOut(BaseModel):
+    """One bike's latest data quality."""
+
+    bike_serial: str = Field(examples=["SN0042"])
+    model: str | None
+    last_seen_at: datetime | None
+    computed_at: datetime
+    score: float = Field(ge=0, le=1, description="1: clean data; below the threshold: incident")
+    readings: int = Field(description="readings in the judged window")
+    measures: dict[str, float] = Field(
+        description="no_contact, gaps, duplicates, out_of_order, stuck, implausible: shares "
+        "of the window's readings; clock_skew: seconds"
+    )
+    problems: list[str]
+    flagged: bool = Field(description="an incident is open")
+    incident: IncidentOut | None
+
+
+class FleetHealth(BaseModel):
+    """Every measured bike, flagged ones first, with the thresholds in force."""
+
+    bikes: list[BikeHealthOut]
+    flagged: int
+    min_score: float
+    recover_score: float
+    limits: dict[str, float]
+    recent_incidents: list[IncidentOut]
+
+
+class SettingOut(BaseModel):
+    """A setting that changes at run time."""
+
+    name: str = Field(examples=["alert_episode_readings"])
+    value: Any = Field(examples=[3])
+    default: Any = Field(description="the environment's value, in force without a stored one")
+    stored: bool
+    services: list[str]
+    description: str
+    updated_at: datetime | None
+    updated_by: str | None = Field(description="name of the key that set it")
+
+
+class RuntimeSettingsOut(BaseModel):
+    """Every run-time setting."""
+
+    settings: list[SettingOut]
+    refresh_s: float = Field(description="services pick a change up within this many seconds")
+
+
+class SettingAudit(BaseModel):
+    """One audited change."""
+
+    audit_id: int
+    at: datetime
+    key_name: str
+    name: str
+    old_value: Any = Field(description="null: none was stored (the environment's value)")
+    new_value: Any
+
+
+class SettingsAudit(BaseModel):
+    """Changes, newest first."""
+
+    changes: list[SettingAudit]
+
+
 class StatsBucketOut(BaseModel):
     """One UTC hour or day of the fleet, a bike or a city."""
 

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     ingest_evict_idle_s: float = Field(default=600.0, ge=0)
     # Readings held per bike while its SYSTEM line may still come (split topics).
     ingest_max_held_per_bike: int = Field(default=600, ge=1)
+    # Messages per partition the consumer keeps fetched ahead (librdkafka queued.min.messages,
+    # default 100,000): at 1,000 bikes the default added about 30 MB to the peak RSS,
+    # while 20,000 a partition is most of a second of parsing, against fetches of milliseconds.
+    ingest_queued_min_messages: int = Field(default=20_000, ge=1)
     ingest_metrics_port: int = 9101
     # Address the /metrics servers listen on: loopback unless a container needs 0.0.0.0.
     metrics_bind: str = "127.0.0.1"
@@ -113,7 +117,11 @@ class Settings(BaseSettings):
     # Compress (daily -> historical).
     retention_hours: float = Field(default=12.0, gt=0)
     compress_batch_rides: int = Field(default=1000, ge=1)
+    # After each batch compress pauses this many times as long as the batch took, leaving the
+    # cores to ingest (0: no pause).
+    compress_pause_ratio: float = Field(default=1.0, ge=0)
     compress_interval_s: int = Field(default=600, ge=1)
+    compress_metrics_port: int = 9103  # `compress --loop` /metrics (0: off)
 
     # Daily executive report.
     report_timezone: str = "Europe/London"  # the business day the report covers
@@ -145,6 +153,20 @@ class Settings(BaseSettings):
     api_rate_limit_burst: int = Field(default=100, ge=1)  # requests a key may send at once
     api_key_cache_s: float = Field(default=5.0, ge=0)  # a revoked key works at most this long
 
+    # Settings changed at run time (ops.settings, through the API): how often services read
+    # them. The values above are the defaults a setting without a stored value keeps.
+    runtime_settings_refresh_s: float = Field(default=5.0, gt=0, le=10)
+
+    # Fleet health: per-bike data quality and incidents (`deloton quality`).
+    quality_window_s: int = Field(default=900, ge=60)  # seconds of readings each run judges
+    quality_min_score: float = Field(default=0.7, ge=0, le=1)  # below: an incident opens
+    quality_recover_score: float = Field(default=0.85, ge=0, le=1)  # at or above: it clears
+    quality_min_readings: int = Field(default=60, ge=1)  # fewer in the window: not judged
+    quality_interval_s: int = Field(default=60, ge=1)  # schedule of `quality --loop`
+    quality_recipients: str = "ops@deloton.example"  # comma-separated: incident emails
+    quality_sender: str = "fleet-health@deloton.example"
+    quality_metrics_port: int = 9104  # `quality --loop` /metrics (0: off)
+
     def require_kafka(self) -> str:
         """The bootstrap servers, or a clear error telling the user how to get them."""
         if not self.kafka_bootstrap_servers:
@@ -152,6 +174,10 @@ class Settings(BaseSettings):
                 "KAFKA_BOOTSTRAP_SERVERS is not set: run `deloton infra up` or point it at a broker"
             )
         return self.kafka_bootstrap_servers
+
+    def quality_recipient_list(self) -> list[str]:
+        """QUALITY_RECIPIENTS split on commas, blanks dropped."""
+        return [a.strip() for a in self.quality_recipients.split(",") if a.strip()]
 
     def report_recipient_list(self) -> list[str]:
         """REPORT_RECIPIENTS split on commas, blanks dropped."""

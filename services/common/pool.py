@@ -6,6 +6,7 @@ request borrows an open connection instead of paying a new one each time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,21 @@ from psycopg_pool import ConnectionPool
 from services.common.config import ConfigError
 
 Connection = psycopg.Connection[dict[str, Any]]
+
+
+IDLE_CHECK_S = 1.0
+
+
+def _stamp_returned(conn: Connection) -> None:
+    """Remember when the connection went back to the pool."""
+    conn._deloton_returned_at = time.monotonic()  # type: ignore[attr-defined]
+
+
+def _check_if_idle(conn: Connection) -> None:
+    """Ping a connection that sat idle for IDLE_CHECK_S or longer; the pool replaces it on error."""
+    returned = getattr(conn, "_deloton_returned_at", None)
+    if returned is None or time.monotonic() - returned >= IDLE_CHECK_S:
+        ConnectionPool.check_connection(conn)
 
 
 def open_pool(
@@ -36,6 +52,12 @@ def open_pool(
         open=False,
         timeout=timeout_s,
         name=application_name,
+        # An idle connection cut by a database restart or failover would otherwise be handed
+        # to the next request, which fails (503) once per pooled connection, long after the
+        # database is back. Only connections idle for a while pay the round trip of the check:
+        # under load they come straight back and a ping per request would cost the API latency.
+        check=_check_if_idle,
+        reset=_stamp_returned,
     )
     try:
         pool.open(wait=True, timeout=timeout_s)

@@ -11,6 +11,7 @@ from datetime import datetime
 import psycopg2
 
 from services.common.config import ConfigError, Settings
+from services.compress import metrics
 from services.compress.job import run
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,15 @@ def main(args: argparse.Namespace) -> int:
     if not args.loop:
         _run_and_print(settings, args.now)
         return 0
+    if settings.compress_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.compress_metrics_port, addr=settings.metrics_bind)
     while True:
         try:
             _run_and_print(settings, None)
         except (psycopg2.Error, ConfigError):
+            metrics.RUNS.labels("failed").inc()
             # A database restart must not end the schedule; the next run finishes the work.
             log.exception("compress run failed; retrying in %d s", settings.compress_interval_s)
         time.sleep(settings.compress_interval_s)
@@ -60,5 +66,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _run_and_print(settings: Settings, now: datetime | None) -> None:
     result = run(settings, now=now).as_dict()
+    metrics.RUNS.labels(result["status"]).inc()
+    if result["status"] != "skipped":
+        metrics.RUN_SECONDS.observe(result["seconds"].get("total", 0.0))
     log.info("compress %s", result["status"], extra={"result": result})
     print(json.dumps(result), flush=True)

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg2.errors
 import psycopg2.extensions
 
+from services.common import runtime, runtime_store
 from services.common.config import Settings
 from services.common.db import connect, transaction
 from services.compress import repository as repo
@@ -86,6 +87,9 @@ def run(
     if isinstance(target, Settings):
         conn = connect(target.require_database(), application_name="deloton-compress")
         try:
+            # Retention windows changed through the API apply from the next run.
+            with transaction(conn):
+                target = runtime.apply(target, runtime_store.stored(conn))
             return run(conn, now=now, settings=target, on_batch=on_batch)
         finally:
             conn.close()
@@ -108,12 +112,15 @@ class _Job:
         self.hook = hook
         self.result = CompressResult(now=now.isoformat(), retention_cutoff=self.cutoff.isoformat())
         self.busy: list[repo.Partition] = []  # partitions whose drop waits for the next run
+        self.started_db: datetime | None = None  # the database's clock when the run began
+        self._batch_started: float | None = None  # when the batch now running began
         self.hidden: list[repo.Partition] = []  # detached (or pending) with readings unsettled
 
     def run(self) -> CompressResult:
         started = time.perf_counter()
         with transaction(self.conn) as cur:
             locked = repo.try_lock(cur)
+            self.started_db = repo.database_now(cur)
         if not locked:
             self.result.status = "skipped"
             self.result.reason = "another compress run holds the lock; nothing done"
@@ -143,6 +150,7 @@ class _Job:
 
     def _timed(self, name: str, step: Callable[[], None]) -> None:
         t0 = time.perf_counter()
+        self._batch_started = t0
         step()
         self.result.seconds[name] = round(time.perf_counter() - t0, 3)
 
@@ -182,11 +190,13 @@ class _Job:
             self.result.summary_batches += 1
             after = batch.last
             self.hook("summarise", written)
+            self._yield()
         with transaction(self.conn) as cur:
             self.result.tombstoned_summaries_purged = repo.purge_tombstoned_summaries(cur)
 
     def refresh(self) -> None:
-        """Fold readings that arrived after their ride was summarised into its summary.
+        """Fold readings and alerts that arrived after their ride was summarised into its
+        summary.
 
         Runs before retention, which removes only readings a summary counts: a reading that
         lands between this step and retention stays in daily until the next run adds it.
@@ -195,10 +205,17 @@ class _Job:
         while True:
             with transaction(self.conn) as cur:
                 repo.tune_for_batch(cur)
-                batch = repo.summarised_rides(cur, after=after, limit=self._batch)
+                # A summary written by this run counted every reading its ride had a moment
+                # ago; probing it again costs one index lookup per hourly partition after
+                # the ride's start. What arrived since keeps its partition (the drop checks
+                # each reading) and is folded in by the next run.
+                batch = repo.summarised_rides(
+                    cur, after=after, limit=self._batch, summarised_before=self.started_db
+                )
                 if batch is None:
                     break
                 updated = repo.refresh_summaries(cur, batch=batch)
+                self.result.alert_counts_updated += repo.refresh_alert_counts(cur, batch=batch)
                 # After the summaries: this statement sees at least the readings they counted,
                 # so retention (which follows the summaries' mark) never drops one not in hours.
                 self.result.stats_ride_hours += repo.recompute_stats(
@@ -207,10 +224,27 @@ class _Job:
             self.result.summaries_updated += updated
             after = batch.last
             self.hook("refresh", updated)
+            self._yield()
 
     @property
     def _batch(self) -> int:
         return self.cfg.compress_batch_rides
+
+    def _yield(self) -> None:
+        """Pause after a batch for COMPRESS_PAUSE_RATIO times as long as it took.
+
+        Ingest keeps both cores of a small host busy; a batch that ran flat out took that
+        time from it. Pausing bounds the share of CPU and I/O compress takes while it runs.
+        """
+        now = time.perf_counter()
+        started = self._batch_started
+        self._batch_started = now
+        if started is None or self.cfg.compress_pause_ratio <= 0:
+            return
+        pause = (now - started) * self.cfg.compress_pause_ratio
+        self.result.seconds["paused"] = round(self.result.seconds.get("paused", 0.0) + pause, 3)
+        time.sleep(pause)
+        self._batch_started = time.perf_counter()
 
     def drop_partitions(self) -> None:
         """Drop each hourly partition wholly before the cutoff whose readings are all counted.
@@ -226,6 +260,7 @@ class _Job:
             with transaction(self.conn) as cur:
                 if repo.partition_holds_unsettled(cur, partition=part):
                     self.result.partitions_kept_unsettled += 1
+                    self._yield()
                     continue
                 size = repo.partition_size(cur, partition=part)
                 free = repo.partition_is_free(cur, partition=part)
@@ -234,6 +269,7 @@ class _Job:
                 self.hook("detach_partition", size.rows_estimate)
                 outcome = self._settle_detached(part)
             self._count(part, outcome, size)
+            self._yield()
 
     def _count(self, part: repo.Partition, outcome: str, size: repo.PartitionSize) -> None:
         if outcome == "dropped":
@@ -344,6 +380,7 @@ class _Job:
             self.result.delete_batches += 1
             after = batch.last
             self.hook("delete_rows", deleted)
+            self._yield()
         with transaction(self.conn) as cur:
             self.result.alerts_removed += repo.delete_orphan_alerts_of_tombstoned(
                 cur, cutoff=self.cutoff

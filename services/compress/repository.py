@@ -238,16 +238,34 @@ def insert_ride_summaries(cur: Cursor, *, batch: RideBatch) -> int:
     return cur.rowcount
 
 
+def database_now(cur: Cursor) -> datetime:
+    """The database's clock (what summarised_at is stamped with)."""
+    cur.execute("SELECT clock_timestamp()")
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
 def summarised_rides(
-    cur: Cursor, *, after: tuple[datetime, int] | None, limit: int
+    cur: Cursor,
+    *,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    summarised_before: datetime | None = None,
 ) -> RideBatch | None:
-    """The next `limit` daily rides that have a summary, in (started_at, ride_id) order."""
+    """The next `limit` daily rides that have a summary, in (started_at, ride_id) order.
+
+    With `summarised_before`, only summaries written (or refreshed) before it: one written
+    since has just counted every reading its ride had.
+    """
     cur.execute(
         f"""SELECT d.ride_id, d.started_at, {_NEXT_START} FROM daily.rides d
             WHERE {_AFTER}
-              AND EXISTS (SELECT 1 FROM historical.rides h WHERE h.ride_id = d.ride_id)
+              AND EXISTS (SELECT 1 FROM historical.rides h WHERE h.ride_id = d.ride_id
+                          AND (%(before)s::timestamptz IS NULL
+                               OR h.summarised_at < %(before)s::timestamptz))
             ORDER BY d.started_at, d.ride_id LIMIT %(limit)s""",
-        {**_keyset(after), "limit": limit},
+        {**_keyset(after), "limit": limit, "before": summarised_before},
     )
     return RideBatch.from_rows(cur.fetchall())
 
@@ -315,6 +333,26 @@ def refresh_summaries(cur: Cursor, *, batch: RideBatch) -> int:
         WHERE h.ride_id = x.ride_id
         """,
         {"ids": batch.ride_ids, "from": batch.readings_from},
+    )
+    return cur.rowcount
+
+
+def refresh_alert_counts(cur: Cursor, *, batch: RideBatch) -> int:
+    """Bring the summaries' alert_count and alerts_sent up to date with daily.alerts; return
+    rows updated. The alerts worker may confirm an episode, or the sender deliver it, after
+    the ride was summarised (a worker that lags or restarts): the API and the report read the
+    summary, so it must not wait for retention to count it."""
+    cur.execute(
+        """
+        UPDATE historical.rides h SET alert_count = c.n, alerts_sent = c.sent
+        FROM (SELECT a.ride_id, count(*) AS n,
+                     count(*) FILTER (WHERE a.status = 'sent') AS sent
+              FROM daily.alerts a
+              WHERE a.ride_id = ANY(%(ids)s)
+              GROUP BY a.ride_id) c
+        WHERE h.ride_id = c.ride_id AND (h.alert_count <> c.n OR h.alerts_sent <> c.sent)
+        """,
+        {"ids": batch.ride_ids},
     )
     return cur.rowcount
 

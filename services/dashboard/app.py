@@ -25,6 +25,7 @@ NAV = (
     ("/leaderboard", "Leaderboard"),
     ("/recent", "Recent rides"),
     ("/fleet", "Fleet now"),
+    ("/fleet-health", "Fleet health"),
     ("/trends", "Trends"),
 )
 
@@ -59,6 +60,7 @@ class Context:
 def create_app(ctx: Context) -> dash.Dash:
     """The Dash app with every page registered."""
     from services.dashboard.pages import fleet, leaderboard, recent, ride, trends
+    from services.dashboard.pages import health as fleet_health
 
     app = dash.Dash(
         __name__,
@@ -89,6 +91,7 @@ def create_app(ctx: Context) -> dash.Dash:
         "/leaderboard": leaderboard.layout,
         "/recent": recent.layout,
         "/fleet": fleet.layout,
+        "/fleet-health": fleet_health.layout,
         "/trends": trends.layout,
     }
 
@@ -102,7 +105,7 @@ def create_app(ctx: Context) -> dash.Dash:
             )
         return page(ctx, search or "")
 
-    for module in (ride, leaderboard, recent, fleet, trends):
+    for module in (ride, leaderboard, recent, fleet, fleet_health, trends):
         module.register(app, ctx)
 
     @app.server.route("/metrics")

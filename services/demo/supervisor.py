@@ -72,7 +72,16 @@ def plan(
             port_var="API_PORT",
         ),
         Spec(
-            "compress", ("compress", "--loop"), note=f"runs every {settings.compress_interval_s} s"
+            "compress",
+            ("compress", "--loop"),
+            settings.compress_metrics_port,
+            note=f"runs every {settings.compress_interval_s} s",
+        ),
+        Spec(
+            "quality",
+            ("quality", "--loop"),
+            settings.quality_metrics_port,
+            note=f"fleet health every {settings.quality_interval_s} s",
         ),
     ]
     if alerts:

@@ -45,6 +45,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from services.common import db
+    from services.common.runtime_store import following
     from services.ingest.service import IngestService
 
     settings = Settings()
@@ -65,7 +66,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         settings, track_latency=args.track_latency, track_state=args.track_state
     )
     service.install_signal_handlers()
-    stats = service.run(until_idle=args.until_idle)
+    # The silence window may change at run time: the service reads self.settings per batch.
+    runtime = following(
+        settings,
+        application_name="deloton-ingest",
+        on_change=lambda current: setattr(service, "settings", current),
+    )
+    try:
+        stats = service.run(until_idle=args.until_idle)
+    finally:
+        runtime.stop()
     if args.report:
         import resource
 

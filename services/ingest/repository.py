@@ -151,18 +151,21 @@ def state_size(cur: Cursor, *, group: str) -> tuple[int, int]:
 
 
 def upsert_bikes(cur: Cursor, *, bikes: dict[str, tuple[str, str, str]]) -> None:
-    """Bikes seen, with their model and first/last event time."""
+    """Bikes seen, with their model, first/last event time and when the last was written."""
     if not bikes:
         return
     execute_values(
         cur,
-        "INSERT INTO daily.bikes (bike_serial, model, first_seen_at, last_seen_at) "
-        "SELECT v.serial, v.model, v.first::timestamptz, v.last::timestamptz "
+        "INSERT INTO daily.bikes (bike_serial, model, first_seen_at, last_seen_at, written_at) "
+        "SELECT v.serial, v.model, v.first::timestamptz, v.last::timestamptz, now() "
         "FROM (VALUES %s) AS v (serial, model, first, last) "
         "ON CONFLICT (bike_serial) DO UPDATE SET "
         "model = COALESCE(NULLIF(EXCLUDED.model, ''), daily.bikes.model), "
         "first_seen_at = LEAST(daily.bikes.first_seen_at, EXCLUDED.first_seen_at), "
-        "last_seen_at = GREATEST(daily.bikes.last_seen_at, EXCLUDED.last_seen_at)",
+        "last_seen_at = GREATEST(daily.bikes.last_seen_at, EXCLUDED.last_seen_at), "
+        # When the latest line was written: the fleet health job's clock-skew measure.
+        "written_at = CASE WHEN EXCLUDED.last_seen_at >= daily.bikes.last_seen_at "
+        "THEN now() ELSE daily.bikes.written_at END",
         [(s, m, f + "+00", last + "+00") for s, (m, f, last) in sorted(bikes.items())],
     )
 

@@ -128,7 +128,9 @@ class IngestService:
         self.stats = RunStats()
         self.stop = threading.Event()
         self.conn = db.connect(settings.require_database(), application_name="deloton-ingest")
-        self.consumer = make_consumer(settings, self.group)
+        self.consumer = make_consumer(
+            settings, self.group, **{"queued.min.messages": settings.ingest_queued_min_messages}
+        )
         self.producer = make_producer(settings) if settings.ingest_publish_events else None
         self.positions: dict[tuple[str, int], int | None] = {}  # stored next offset per partition
         self.known_hours: set[str] = set()

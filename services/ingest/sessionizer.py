@@ -310,6 +310,12 @@ class Sessionizer:
             if rec.ts and rec.ts > self.announce_now.get(bike.partition, ""):
                 self.announce_now[bike.partition] = rec.ts
             return  # order across topics is unknown; SYSTEM lines and timelines decide
+        ride = bike.ride
+        if rec.ts and ride is not None and _full_ts(rec.ts) <= _full_ts(ride.started_at):
+            # Stamped before the open ride's SYSTEM line: this ride's own "Getting user data",
+            # overtaken in transit by that SYSTEM line. It announces nothing new; taken as an
+            # announcement it would make every reading of the ride an orphan.
+            return
         # Readings from here to the SYSTEM line belong to no known rider. The open ride stays
         # open: the SYSTEM line closes it, unless it turns out to announce that same ride.
         bike.announced = True

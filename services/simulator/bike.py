@@ -26,6 +26,7 @@ class Schedule:
     seconds: int
     first_tick: int
     join_at: int = 0  # > 0: the stream starts mid-way through the first ride, at this second
+    last_start_tick: int | None = None  # no ride starts at or after this tick: the stream ends
     min_gap_ticks: int = 10
     max_gap_ticks: int = 120
 
@@ -59,6 +60,8 @@ def bike_stream(
         tick += 1
     ride = 0
     while schedule.rides is None or ride < schedule.rides:
+        if schedule.last_start_tick is not None and tick >= schedule.last_start_tick:
+            return
         rider = pool.acquire()
         at = start_s + tick * 0.5
         age = rider.age_at(start_us // 1000 + tick * TICK_US // 1000)

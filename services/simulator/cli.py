@@ -46,6 +46,20 @@ def register(subparsers: Any) -> None:
     sim.add_argument(
         "--start", type=_instant, default=None, metavar="ISO", help="simulated start (now)"
     )
+    sim.add_argument(
+        "--until",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="start no ride after S seconds: every bike finishes its ride, then the run ends",
+    )
+    sim.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write what was sent (good readings, bad lines, alerts due) as JSON lines",
+    )
     route = sim.add_mutually_exclusive_group()
     route.add_argument(
         "--split-topics", action="store_true", help="announcements and readings apart"
@@ -77,7 +91,14 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Produce the simulated fleet and print a one-line summary."""
     settings = Settings()
     config = fleet_config(args)
-    fleet = Fleet(config)
+    truth_file = open(args.truth, "wb") if getattr(args, "truth", None) else None  # noqa: SIM115
+    truth = None
+    if truth_file is not None:
+        from services.alerts.episodes import EpisodeRules
+        from services.simulator.truth import Truth
+
+        truth = Truth(truth_file, EpisodeRules.from_settings(settings))
+    fleet = Fleet(config, truth)
     topics = topic_map(settings, split_topics=args.split_topics, topic=args.topic)
     log.info(
         "simulating %d bikes from %s",
@@ -85,7 +106,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         fleet.start.isoformat(),
         extra={"seed": args.seed},
     )
-    stats = produce(settings, fleet.messages(), args.speed, topics=topics)
+    try:
+        stats = produce(settings, fleet.messages(), args.speed, topics=topics)
+    finally:
+        if truth is not None and truth_file is not None:
+            truth.close()
+            truth_file.close()
     faults = f", faults {dict(sorted(fleet.faults.items()))}" if fleet.faults else ""
     _summary("simulate", stats, sorted(set(topics.values())), faults)
     return _exit_code(stats)
@@ -102,6 +128,7 @@ def fleet_config(args: argparse.Namespace) -> FleetConfig:
         start=args.start,
         faults=args.faults,
         riders=args.riders,
+        until_s=getattr(args, "until", None),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from random import Random
+from typing import TYPE_CHECKING
 
 from services.simulator import names
 from services.simulator.bike import MAX_JITTER_US, TICK_US, Schedule, bike_stream
@@ -15,6 +16,9 @@ from services.simulator.faults import ALL_FAULTS, FaultInjector
 from services.simulator.lines import SecondsText
 from services.simulator.models import Bike, Message
 from services.simulator.pool import RiderPool, pool_size
+
+if TYPE_CHECKING:
+    from services.simulator.truth import BikeTruth, Truth
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +39,23 @@ class FleetConfig:
     riders: int | None = None
     first_serial: int = 0
     fault_kinds: tuple[str, ...] = ALL_FAULTS
+    until_s: int | None = None  # no ride starts this many seconds after the start: it ends
 
     def __post_init__(self) -> None:
         if self.bikes < 1 or self.seconds < 1 or (self.rides is not None and self.rides < 1):
             raise ValueError("bikes, rides and seconds must be at least 1")
         if not 0.0 <= self.faults <= 1.0:
             raise ValueError("faults is a probability between 0 and 1")
+        if self.until_s is not None and self.until_s < 1:
+            raise ValueError("until_s must be at least 1")
 
 
 class Fleet:
     """Generates the fleet's messages; `faults` counts the faults injected so far."""
 
-    def __init__(self, config: FleetConfig) -> None:
+    def __init__(self, config: FleetConfig, truth: Truth | None = None) -> None:
         self.config = config
+        self.truth = truth
         start = config.start or datetime.now(UTC)
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
@@ -105,8 +113,31 @@ class Fleet:
             )
             if injector.joins_mid_ride() and cfg.seconds > 1:
                 join_at = rng.randrange(1, cfg.seconds)
-        schedule = Schedule(cfg.rides, cfg.seconds, rng.randrange(FIRST_START_TICKS), join_at)
+        last = None if cfg.until_s is None else cfg.until_s * 1_000_000 // TICK_US
+        schedule = Schedule(
+            cfg.rides, cfg.seconds, rng.randrange(FIRST_START_TICKS), join_at, last_start_tick=last
+        )
         stream = bike_stream(
             bike, schedule, self.pool, seconds_text, self.start_us, self._jitter_us(), rng
         )
-        return injector.wrap(stream) if injector else stream
+        if self.truth is None:
+            return injector.wrap(stream) if injector else stream
+        truth = self.truth.bike(bike.serial)
+        tapped = _tap(stream, truth)
+        return injector.wrap(tapped, truth) if injector else _sent(tapped, truth)
+
+
+def _tap(stream: Iterator[Message | None], truth: BikeTruth) -> Iterator[Message | None]:
+    """The bike's lines, each told to the truth as produced, before any fault."""
+    for msg in stream:
+        if msg is not None:
+            truth.clean(msg)
+        yield msg
+
+
+def _sent(stream: Iterator[Message | None], truth: BikeTruth) -> Iterator[Message | None]:
+    """Without faults every line is sent as produced."""
+    for msg in stream:
+        if msg is not None:
+            truth.sent(msg)
+        yield msg

@@ -73,7 +73,9 @@ def test_ride_with_summary_and_paged_readings(live_api: LiveApi, rides) -> None:
     "path",
     ["/ride/abc", "/ride/0", "/ride/-1", f"/ride/{2**63}", "/ride/1.5", "/ride/1e3",
      "/ride/11?expanded=maybe", "/ride/11?expanded=true&limit=0",
-     "/ride/11?expanded=true&limit=1000000000", "/ride/abc/duration"],
+     "/ride/11?expanded=true&limit=1000000000", "/ride/abc/duration",
+     "/daily?date=1.4632623023043625e-84", "/daily?date=1700000000", "/daily?date=2026-11-20T00",
+     "/leaderboard?since=0", "/leaderboard?since=2026-1-5"],
 )  # fmt: skip
 def test_bad_ride_ids_and_parameters_are_422(live_api: LiveApi, rides, path: str) -> None:
     with live_api.client() as c:

@@ -11,25 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, assume, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import LiveApi, api_settings, make_key, serving
+from tests.api.fuzz import run_operations
 from tests.compress.builders import NOW, add_rider, at, write_ride
 
 pytestmark = pytest.mark.postgres
 
 MAX_EXAMPLES = 12
-
-# /stats and /export have rules across its parameters (from before to, a longest range, bike or city) that
-# OpenAPI cannot state, so schema-valid input may be refused there, but only by those rules.
-CROSS_PARAMETER_ROUTES = {"/stats/{resolution}", "/export"}
-CROSS_PARAMETER_CODES = {"invalid_range", "range_too_long", "invalid_filter"}
-
-
-def refused_only_by_cross_parameter_rules(ctx, response, case) -> None:
-    if response.status_code == 422:
-        assert response.json()["code"] in CROSS_PARAMETER_CODES, response.text
 
 
 @pytest.fixture
@@ -49,35 +38,7 @@ def live(database_url: str, conn, compress_settings) -> Iterator[LiveApi]:
 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
 def test_no_server_errors_and_responses_match_the_schema(live: LiveApi, mode) -> None:
-    schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
-    headers = {"Authorization": f"Bearer {live.tokens['all']}"}
-    operations = [result.ok() for result in schema.get_all_operations()]
-    positive = mode is schemathesis.GenerationMode.POSITIVE
-    assert len(operations) >= 10
-    for operation in operations:
-        if mode is schemathesis.GenerationMode.NEGATIVE and not list(operation.iter_parameters()):
-            continue  # nothing to make invalid (/health, /metrics)
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        def call(case: schemathesis.Case) -> None:
-            # A query parameter whose value is None or [] is not sent at all (the HTTP client
-            # drops it), so such a "schema-violating" case reaches the server as a valid one.
-            assume(not any(v is None or v == [] for v in (case.query or {}).values()))
-            if positive and case.operation.path in CROSS_PARAMETER_ROUTES:
-                case.call_and_validate(
-                    base_url=live.url,
-                    headers=headers,
-                    excluded_checks=[positive_data_acceptance],
-                    additional_checks=[refused_only_by_cross_parameter_rules],
-                )
-            else:
-                case.call_and_validate(base_url=live.url, headers=headers)
-
-        call()
+    results = run_operations(live.url, live.tokens["all"], mode, MAX_EXAMPLES)
+    assert len(results) >= 10 or mode is schemathesis.GenerationMode.NEGATIVE
+    failures = {label: why for label, why in results.items() if why}
+    assert not failures, failures

@@ -71,3 +71,19 @@ def test_rate_limit_allows_a_burst_then_the_rate_per_key() -> None:
     assert limiter.acquire(1) == 0.0
     assert RateLimiter(0, 1, clock=clock).acquire(1) == 0.0  # 0: no limit
     assert retry_after_header(2.01) == "3"
+
+
+def test_every_route_refuses_unknown_query_parameters() -> None:
+    """Each API route uses ApiRoute, the class that answers an unknown parameter with 400;
+    a router added without it would silently ignore misspelt filters."""
+    from fastapi.routing import APIRoute
+
+    from services.api.deps import ApiRoute
+    from services.api.main import create_app
+    from services.common.config import Settings
+
+    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    routers = [getattr(r, "original_router", None) for r in app.routes]
+    routes = [r for router in routers if router for r in router.routes if isinstance(r, APIRoute)]
+    assert len(routes) >= 10
+    assert [r.path for r in routes if not isinstance(r, ApiRoute)] == []

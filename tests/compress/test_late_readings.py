@@ -12,6 +12,7 @@ from services.compress import run
 from tests.compress.builders import (
     NOW,
     Ride,
+    add_alert,
     add_feed,
     add_ride,
     add_rider,
@@ -104,6 +105,31 @@ def test_readings_after_the_summary_are_added_to_it(conn, compress_settings):
     assert_summary(stored[31], expected_summary(early))
     assert_summary(stored[32], expected_summary(quiet))
     assert run(conn, now=NOW, settings=compress_settings).summaries_updated == 0
+
+
+def test_alerts_raised_after_the_summary_are_counted_in_it(conn, compress_settings):
+    """The alerts worker may confirm an episode after compress summarised the ride (it lags,
+    or restarts); the summary the API and report read must count it without waiting for
+    retention."""
+    with conn, conn.cursor() as cur:
+        add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
+        ride = write_ride(cur, 41, 1, started_at=at("2026-11-20 10:00:00"), seconds=300)
+        add_alert(cur, 41, 1, 1, detected_at=at("2026-11-20 10:01:00"))
+    run(conn, now=NOW, settings=compress_settings)
+    with conn, conn.cursor() as cur:
+        assert stored_summaries(cur)[41]["alert_count"] == 1
+        add_alert(cur, 41, 2, 1, detected_at=at("2026-11-20 10:03:00"), status="pending")
+
+    run(conn, now=NOW, settings=compress_settings)
+
+    with conn, conn.cursor() as cur:
+        stored = stored_summaries(cur)
+        assert_summary(stored[41], expected_summary(ride, alerts=2))
+        assert stored[41]["alerts_sent"] == 1
+        cur.execute("UPDATE daily.alerts SET status = 'sent' WHERE ride_id = 41")
+    run(conn, now=NOW, settings=compress_settings)
+    with conn, conn.cursor() as cur:
+        assert stored_summaries(cur)[41]["alerts_sent"] == 2
 
 
 def _count_readings(conn, ride_id: int) -> int:

@@ -13,7 +13,14 @@ import psycopg2
 import pytest
 
 from services.compress import repository, run
-from tests.compress.builders import NOW, table_state, write_scenario
+from tests.compress.builders import (
+    NOW,
+    at,
+    insert_readings,
+    readings_frame,
+    table_state,
+    write_scenario,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -60,7 +67,6 @@ class Crash(Exception):
     [
         ("summarise", 1),
         ("summarise", 2),
-        ("refresh", 1),
         ("detach_partition", 1),  # between the detach and the drop
         ("drop_partition", 1),
         ("delete_rows", 1),
@@ -90,6 +96,42 @@ def test_exception_between_batches_then_rerun(
     run(conn, now=NOW, settings=compress_settings)
 
     assert _state(conn) == clean_state
+
+
+def _add_tails(cur) -> None:
+    """Readings that arrive after a run summarised the recent and the silent ride."""
+    insert_readings(
+        cur, readings_frame(106, at("2026-11-20 10:00:00"), 30, seed=1060, first_reading_s=601)
+    )
+    insert_readings(
+        cur, readings_frame(105, at("2026-11-20 11:50:00"), 10, seed=1050, first_reading_s=421)
+    )
+
+
+def test_exception_between_refresh_batches_then_rerun(conn, reference_conn, compress_settings):
+    # A first run refreshes nothing (it wrote every summary itself): the refresh that can
+    # be cut half-way is a later run's, folding in readings that arrived since.
+    settings = compress_settings.model_copy(update={"compress_batch_rides": 1})
+    for c in (reference_conn, conn):
+        with c, c.cursor() as cur:
+            write_scenario(cur)
+        assert run(c, now=NOW, settings=settings).summaries_updated == 0
+        with c, c.cursor() as cur:
+            _add_tails(cur)
+    assert run(reference_conn, now=NOW, settings=settings).summaries_updated == 2
+    clean = _state(reference_conn)
+
+    def crash_after(name: str, _rows: int) -> None:
+        if name == "refresh":
+            raise Crash(name)
+
+    with pytest.raises(Crash):
+        run(conn, now=NOW, settings=settings, on_batch=crash_after)
+    assert _state(conn) != clean  # one ride's tail folded in, not the other's
+
+    run(conn, now=NOW, settings=settings)
+
+    assert _state(conn) == clean
 
 
 def test_second_concurrent_run_exits_saying_so(conn, compress_settings, database_url):

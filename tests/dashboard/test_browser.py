@@ -11,6 +11,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,34 @@ def test_recent_rides_charts_render(pages: Pages, stack: Stack) -> None:
     see(fleet, "text=Riders today")
     see(fleet, "text=Busiest cities today")
     shot(fleet, "fleet-desktop")
+
+
+def test_fleet_health_lists_bikes_and_flags_those_below_the_threshold(
+    pages: Pages, stack: Stack
+) -> None:
+    from services.common import db
+    from services.quality import job
+    from services.quality import repository as quality_repo
+    from services.quality.detectors import Quality
+
+    settings = stack.settings.model_copy(update={"quality_min_readings": 30})
+    clean = _wait(lambda: (r := job.run(settings)).judged == BIKES and r, 90, "bikes judged", stack)
+    assert clean.opened == []  # the simulated fleet here has no faults
+    # One bike flagged as the job flags one: through its own repository function.
+    conn = db.connect(stack.settings.require_database())
+    with db.transaction(conn) as cur:
+        stuck = Quality(120, {"stuck": 0.4}, 0.5, ["stuck"])
+        assert quality_repo.open_incident(cur, bike="SN0002", at=datetime.now(UTC), quality=stuck)
+    conn.close()
+    page = pages.open("/fleet-health")
+    see(page, "text=Flagged now")
+    see(page, ".status.flagged")
+    text = page.inner_text("#health")
+    assert "SN0000" in text and "flagged since" in text and "ok" in text
+    shot(page, "fleet-health-desktop")
+    phone = pages.open("/fleet-health", PHONE)
+    see(phone, ".status.flagged")
+    shot(phone, "fleet-health-phone")
 
 
 def test_not_in_use_after_the_bike_stops(pages: Pages, stack: Stack) -> None:

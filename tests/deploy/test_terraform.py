@@ -15,7 +15,7 @@ from tests.deploy.hcl import first, load
 from tests.deploy.tools import TERRAFORM
 
 SERVICES = {"ingest", "alerts", "api", "dashboard"}
-JOBS = {"compress", "report"}
+JOBS = {"compress", "report", "quality"}
 
 
 def _fmt_diff(directory: Path) -> str:
@@ -321,7 +321,8 @@ def test_email_may_be_sent_only_from_the_identity() -> None:
     assert first(statement, "condition")["variable"] == "ses:FromAddress"
     attached = {r["role"] for r in config.all_of("aws_iam_role_policy").values()
                 if r["policy"] == "${data.aws_iam_policy_document.ses_send.json}"}  # fmt: skip
-    assert attached == {'${aws_iam_role.task["alerts"].id}', '${aws_iam_role.job["report"].id}'}
+    assert attached == {'${aws_iam_role.task["alerts"].id}', '${aws_iam_role.job["report"].id}',
+                        '${aws_iam_role.job["quality"].id}'}  # fmt: skip
 
 
 def test_the_reports_bucket_is_private_encrypted_and_versioned() -> None:

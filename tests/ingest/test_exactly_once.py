@@ -24,7 +24,9 @@ TABLES = {
     "readings": "SELECT * FROM daily.readings ORDER BY ride_id, elapsed_s",
     "rides": "SELECT * FROM daily.rides ORDER BY ride_id",
     "riders": "SELECT * FROM daily.riders ORDER BY user_id",
-    "bikes": "SELECT * FROM daily.bikes ORDER BY bike_serial",
+    # written_at is when a batch committed, not data: a replay writes it again.
+    "bikes": "SELECT bike_serial, model, first_seen_at, last_seen_at FROM daily.bikes "
+    "ORDER BY bike_serial",
     "rejects": "SELECT topic, kafka_partition, kafka_offset, message_key, raw, reason, detail, "
     "bike_serial FROM daily.rejects ORDER BY topic, kafka_partition, kafka_offset",
 }

@@ -330,6 +330,7 @@ def swapped(values: list[bytes], *indices: int) -> list[bytes]:
 @pytest.mark.parametrize(
     "indices",
     [
+        (2,),  # "Getting user data" after its own SYSTEM line: it announces nothing new
         (4,),  # Telemetry 1 before Ride 1, right after the SYSTEM line
         (202,),  # Telemetry 100 before Ride 100
         (998,),  # the last pair

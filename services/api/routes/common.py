@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BeforeValidator
 
 from services.api import schemas
@@ -23,23 +26,44 @@ RideId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="ride id", example
 UserId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="rider's user_id", examples=[5124])]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")]
+_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d\Z", re.ASCII)
+
+
+def _iso_day(value: Any) -> Any:
+    # pydantic reads a number as seconds since 1970 ("1.5e-84" became 1970-01-01): only the
+    # documented YYYY-MM-DD may reach the date parser.
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
+
+
+# A day in a query string: YYYY-MM-DD only.
+Day = Annotated[date, BeforeValidator(_iso_day)]
 
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Threads for route bodies: as many as Starlette's default thread limiter allows (40); each
+# waits on the database, and a pool of API_POOL_SIZE connections bounds the real concurrency.
+_ROUTE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="api-route")
+
+
 def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run a blocking route body in the thread pool, presented to FastAPI as a coroutine.
+    """Run a blocking route body in a thread, presented to FastAPI as a coroutine.
 
     A plain `def` route costs two thread-pool hops (the body, then validating its response);
     as a coroutine the response is validated and serialised on the event loop, which for a
-    model instance is a type check and a JSON dump.
+    model instance is a type check and a JSON dump. The hop goes straight to an executor
+    (with the caller's context variables), not through anyio's capacity limiter and cancel
+    scopes: about a tenth of a request's CPU less.
     """
 
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await run_in_threadpool(route, *args, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, route, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_ROUTE_THREADS, call)
 
     return run
 
@@ -101,4 +125,3 @@ def _iso_only(value: object) -> object:
 
 
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
-IsoDate = Annotated[date, BeforeValidator(_iso_only)]

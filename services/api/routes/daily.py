@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from services.api import schemas
-from services.api.deps import ReadKey, reading
+from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import documented
-from services.api.routes.common import IsoDate, Limit, Offset, page_of, threaded
+from services.api.routes.common import Day, Limit, Offset, page_of, threaded
 from services.common.reads import riders, rides
 
-router = APIRouter(tags=["rides"])
+router = APIRouter(tags=["rides"], route_class=ApiRoute)
 
 
 @router.get(
@@ -27,7 +27,7 @@ def get_daily(
     request: Request,
     _key: ReadKey,
     day: Annotated[
-        IsoDate | None, Query(alias="date", description="YYYY-MM-DD, UTC; default today")
+        Day | None, Query(alias="date", description="YYYY-MM-DD, UTC; default today")
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -54,7 +54,7 @@ def get_leaderboard(
     _key: ReadKey,
     by: Annotated[riders.LeaderboardBy, Query(description="the figure to rank by")] = "rides",
     since: Annotated[
-        IsoDate | None, Query(description="only rides started on or after this UTC day")
+        Day | None, Query(description="only rides started on or after this UTC day")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> schemas.Leaderboard:

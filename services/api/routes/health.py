@@ -7,11 +7,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api import repository, schemas
-from services.api.deps import get_pool
+from services.api.deps import ApiRoute, get_pool
 from services.api.routes.common import threaded
 from services.common import db, pool
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=ApiRoute)
 
 
 def expected_migration() -> int:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from services.api import repository, schemas
-from services.api.deps import ReadKey, get_pool, reading
+from services.api.deps import ApiRoute, ReadKey, get_pool, reading
 from services.api.errors import ApiError, documented
 from services.api.routes.common import Limit, Offset, UserId, page_of, threaded
 from services.common import pool
@@ -15,7 +15,7 @@ from services.common.ages import age_bracket, age_on
 from services.common.pool import Connection
 from services.common.reads import riders, rides
 
-router = APIRouter(tags=["riders"])
+router = APIRouter(tags=["riders"], route_class=ApiRoute)
 
 
 @router.get(

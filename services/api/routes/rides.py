@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from services.api import repository, schemas
-from services.api.deps import AdminKey, ReadKey, get_pool, reading
+from services.api.deps import AdminKey, ApiRoute, ReadKey, get_pool, reading
 from services.api.errors import ApiError, documented
 from services.api.routes.common import RideId, ride_out, threaded
 from services.common import pool
 from services.common.reads import rides
 
-router = APIRouter(tags=["rides"])
+router = APIRouter(tags=["rides"], route_class=ApiRoute)
 READINGS_MAX = 1000
 
 

@@ -133,6 +133,13 @@ _BEFORE_ANY = -(2**31)
 
 _RIDES_BY_IDS = f"{_HISTORICAL} UNION ALL {_DAILY}"
 
+# One ride: the same query with a scalar id. psycopg prepares a query it runs often, and
+# PostgreSQL then keeps one generic plan for it when that plan costs no more than planning
+# each call would; with an array of ids the generic plan is estimated for several rides, so
+# it re-plans every call, and planning the daily side (a lateral over every readings
+# partition) costs about 0.5 ms of server CPU, five times the lookup itself.
+_RIDE_BY_ID = _RIDES_BY_IDS.replace("= ANY(%(ids)s)", "= %(id)s")
+
 # Ids of rides not tombstoned, from either schema; a ride in both (summarised, daily rows not
 # yet removed) appears once, from historical. {h} and {d} are each side's conditions.
 _PAGE = """
@@ -177,8 +184,8 @@ def rides_by_ids(conn: Connection, *, ride_ids: Sequence[int]) -> list[Ride]:
 
 def get_ride(conn: Connection, *, ride_id: int) -> Ride | None:
     """One ride with its summary, or None if it does not exist or was deleted."""
-    rides = rides_by_ids(conn, ride_ids=[ride_id])
-    return rides[0] if rides else None
+    row = conn.execute(_RIDE_BY_ID, {"id": ride_id}).fetchone()
+    return _ride(row) if row is not None else None
 
 
 def ride_readings(

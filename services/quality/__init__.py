@@ -1,0 +1,1 @@
+"""Fleet health: per-bike data quality from readings and rejects, incidents and ops emails."""
