@@ -6,17 +6,15 @@ import asyncio
 import contextvars
 import functools
 import re
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Query
 from pydantic import BeforeValidator
 
 from services.api import schemas
-from services.api.errors import ApiError
 from services.common.reads.rides import Ride
 
 BIGINT_MAX = 2**63 - 1
@@ -106,15 +104,6 @@ def page_of(rides: list[Ride], *, limit: int, offset: int) -> dict[str, object]:
         "offset": offset,
         "next_offset": offset + limit if more else None,
     }
-
-
-async def no_repeated_query(request: Request) -> None:
-    """400 for a query parameter given twice: only one value would be used, silently."""
-    counts = Counter(k for k, _ in request.query_params.multi_items())
-    repeated = sorted(k for k, n in counts.items() if n > 1)
-    if repeated:
-        shown = ", ".join(r[:40] for r in repeated[:5])
-        raise ApiError(400, "repeated_parameter", f"query parameter(s) given twice: {shown}")
 
 
 def _iso_only(value: object) -> object:

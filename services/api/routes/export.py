@@ -6,17 +6,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.api import repository
-from services.api.deps import AdminKey, get_pool
+from services.api.deps import AdminKey, ApiRoute, get_pool
 from services.api.errors import ApiError, documented
-from services.api.routes.common import IsoDatetime, no_repeated_query, threaded
+from services.api.routes.common import IsoDatetime, threaded
 from services.common import export_formats, pool
 from services.common.reads import export as reads
 
-router = APIRouter(tags=["export"], dependencies=[Depends(no_repeated_query)])
+router = APIRouter(tags=["export"], route_class=ApiRoute)
 _TEXT = r"^[^\x00-\x1f\x7f]+$"
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 

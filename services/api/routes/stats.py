@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from services.api import schemas
-from services.api.deps import ReadKey, reading
+from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import IsoDatetime, no_repeated_query, threaded
+from services.api.routes.common import IsoDatetime, threaded
 from services.common.reads import stats
 
-router = APIRouter(tags=["stats"], dependencies=[Depends(no_repeated_query)])
+router = APIRouter(tags=["stats"], route_class=ApiRoute)
 
 # One answer covers at most this range; the buckets of one key then fit in ITEMS_MAX (a city
 # spelled several ways, which the case- and accent-insensitive match joins, may not).
