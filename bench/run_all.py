@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.api",
     "bench.report",
     "bench.quality",
+    "bench.export",
 ]
 
 

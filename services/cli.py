@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "services.alerts.cli",
     "services.dashboard.cli",
     "services.api.cli",
+    "services.export.cli",
     "services.demo.cli",
     "services.soak.cli",
 ]
@@ -37,9 +38,20 @@ EXTRA_OF_MODULE = {
     "matplotlib": "report",
     "reportlab": "report",
     "fpdf": "report",
+    "pyarrow": "export",
+    "tqdm": "export",
 }
 # Subcommands whose extra has their name (`pip install 'deloton-stream[report]'`).
-SERVICE_EXTRAS = {"ingest", "simulator", "compress", "alerts", "api", "dashboard", "report"}
+SERVICE_EXTRAS = {
+    "ingest",
+    "simulator",
+    "compress",
+    "alerts",
+    "api",
+    "dashboard",
+    "report",
+    "export",
+}
 
 
 def missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:

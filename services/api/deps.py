@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager
 from typing import Annotated, Any
@@ -117,6 +118,13 @@ def refuse_unknown_query(request: Request) -> None:
     if unknown:
         shown = ", ".join(u[:40] for u in unknown[:5])
         raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {shown}")
+    # Every parameter takes one value; FastAPI would keep the last of two, silently.
+    items = request.query_params.multi_items()
+    if len(items) != len(request.query_params):
+        counts = Counter(k for k, _ in items)
+        repeated = sorted(k for k, n in counts.items() if n > 1)
+        shown = ", ".join(r[:40] for r in repeated[:5])
+        raise ApiError(400, "repeated_parameter", f"query parameter(s) given twice: {shown}")
 
 
 class ApiRoute(APIRoute):

@@ -11,7 +11,7 @@ from services.api import errors
 from services.api.auth import KeyCache
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
-from services.api.routes import daily, fleet, health, riders, rides
+from services.api.routes import daily, export, fleet, health, riders, rides, stats
 from services.api.routes import settings as runtime_settings
 from services.common import pool
 from services.common.config import Settings
@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
     if readers is not None:
         app.state.pool = readers
     errors.install(app)
-    for module in (rides, riders, daily, fleet, runtime_settings, health):
+    for module in (rides, riders, daily, stats, export, fleet, runtime_settings, health):
         app.include_router(module.router, prefix=prefix)
     app.add_middleware(PathHygiene)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all

@@ -329,3 +329,60 @@ class SettingsAudit(BaseModel):
     """Changes, newest first."""
 
     changes: list[SettingAudit]
+
+
+class StatsBucketOut(BaseModel):
+    """One UTC hour or day of the fleet, a bike or a city."""
+
+    bucket: datetime = Field(description="start of the UTC hour or day")
+    key: str = Field(description="'' for the fleet and for riders of unknown city")
+    rides: int = Field(description="rides with a reading in the bucket")
+    riders: int = Field(description="distinct riders of those rides")
+    riding_s: int = Field(description="seconds ridden (readings, one a second)")
+    hr_readings: int = Field(description="readings with heart-rate contact")
+    avg_heart_rate: float | None
+    max_heart_rate: int | None
+    avg_power: float | None
+    max_power: float | None
+    energy_kj: float
+
+
+class Stats(BaseModel):
+    """Aggregates of summarised rides over [from, to), oldest bucket first."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "resolution": "hourly",
+                    "scope": "city",
+                    "from": "2026-11-20T00:00:00Z",
+                    "to": "2026-11-21T00:00:00Z",
+                    "truncated": False,
+                    "items": [
+                        {
+                            "bucket": "2026-11-20T09:00:00Z",
+                            "key": "Leeds",
+                            "rides": 14,
+                            "riders": 12,
+                            "riding_s": 16020,
+                            "hr_readings": 15870,
+                            "avg_heart_rate": 131.2,
+                            "max_heart_rate": 182,
+                            "avg_power": 88.4,
+                            "max_power": 251.0,
+                            "energy_kj": 1416.2,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    resolution: Literal["hourly", "daily"]
+    scope: Literal["fleet", "bike", "city"]
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    truncated: bool = Field(description="more buckets than one answer holds: narrow the range")
+    items: list[StatsBucketOut]

@@ -51,6 +51,7 @@ class CompressResult:
     summary_batches: int = 0
     riders_upserted: int = 0
     summaries_updated: int = 0  # summarised rides that got readings (or an end) since
+    stats_ride_hours: int = 0  # ride-hours written or grown, whose aggregate buckets were redone
     tombstoned_summaries_purged: int = 0
     partitions_dropped: int = 0
     readings_dropped_estimate: int = 0  # from the catalogue: counting would read what DROP spares
@@ -182,6 +183,9 @@ class _Job:
                     cur, ride_ids=batch.ride_ids
                 )
                 written = repo.insert_ride_summaries(cur, batch=batch)
+                self.result.stats_ride_hours += repo.recompute_stats(
+                    cur, touched=repo.insert_ride_hours(cur, batch=batch)
+                )
             self.result.rides_summarised += written
             self.result.summary_batches += 1
             after = batch.last
@@ -212,6 +216,11 @@ class _Job:
                     break
                 updated = repo.refresh_summaries(cur, batch=batch)
                 self.result.alert_counts_updated += repo.refresh_alert_counts(cur, batch=batch)
+                # After the summaries: this statement sees at least the readings they counted,
+                # so retention (which follows the summaries' mark) never drops one not in hours.
+                self.result.stats_ride_hours += repo.recompute_stats(
+                    cur, touched=repo.refresh_ride_hours(cur, batch=batch)
+                )
             self.result.summaries_updated += updated
             after = batch.last
             self.hook("refresh", updated)

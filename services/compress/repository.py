@@ -733,3 +733,144 @@ def purge_rejects_before(cur: Cursor, *, cutoff: datetime, limit: int) -> int:
         {"cutoff": cutoff, "limit": limit},
     )
     return cur.rowcount
+
+
+# --- aggregates (historical.ride_hours -> historical.stats) ---------------------------------
+
+
+# Hours are binned from a UTC midnight: date_bin is plain arithmetic, where date_trunc with a
+# time zone converts every reading (it made the roll-up several times slower).
+UTC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Touched:
+    """The (UTC hour, bike, city) of every ride_hours row a statement changed."""
+
+    hours: list[datetime]
+    bikes: list[str]
+    cities: list[str]
+
+
+def _touched(cur: Cursor) -> Touched:
+    row = cur.fetchone()
+    if row is None or row[0] is None:
+        return Touched([], [], [])
+    return Touched(list(row[0]), list(row[1]), list(row[2]))
+
+
+def insert_ride_hours(cur: Cursor, *, batch: RideBatch) -> Touched:
+    """Put the batch's newly summarised rides into hours, and start following them.
+
+    Runs after insert_ride_summaries in the same transaction and reads the readings again in
+    a later statement, so it may count a reading that arrived in between and the summary
+    does not yet: ride_hours keeps its own high-water mark (ride_hours_progress), so the
+    summary's next refresh and this table's reach the same readings, each counting once.
+    """
+    cur.execute(
+        """
+        WITH agg AS (
+            SELECT r.ride_id, date_bin('1 hour', r.recorded_at, %(epoch)s) AS hour,
+                   count(*) AS n, count(nullif(r.heart_rate, 0)) AS hr_n,
+                   coalesce(sum(nullif(r.heart_rate, 0)), 0)::double precision AS hr_sum,
+                   max(nullif(r.heart_rate, 0)) AS hr_max,
+                   sum(r.power) AS power_sum, max(r.power) AS power_max,
+                   max(r.elapsed_s) AS last_elapsed_s
+            FROM daily.readings r
+            WHERE r.ride_id = ANY(%(ids)s) AND r.recorded_at >= %(from)s
+              AND (%(before)s::timestamptz IS NULL OR r.recorded_at < %(before)s::timestamptz)
+            GROUP BY 1, 2
+        ), followed AS (
+            INSERT INTO historical.ride_hours_progress (ride_id, last_elapsed_s)
+            SELECT h.ride_id, (SELECT max(a.last_elapsed_s) FROM agg a WHERE a.ride_id = h.ride_id)
+            FROM historical.rides h WHERE h.ride_id = ANY(%(ids)s)
+            ON CONFLICT (ride_id) DO NOTHING
+            RETURNING ride_id
+        ), written AS (
+            INSERT INTO historical.ride_hours (ride_id, hour, user_id, bike_serial, city,
+                readings, hr_readings, hr_sum, hr_max, power_sum, power_max)
+            SELECT a.ride_id, a.hour, h.user_id, h.bike_serial, coalesce(p.city, ''),
+                   a.n, a.hr_n, a.hr_sum, a.hr_max, a.power_sum, a.power_max
+            FROM agg a
+            JOIN followed f ON f.ride_id = a.ride_id
+            JOIN historical.rides h ON h.ride_id = a.ride_id
+            LEFT JOIN historical.riders p ON p.user_id = h.user_id
+            RETURNING hour, bike_serial, city
+        )
+        SELECT array_agg(hour), array_agg(bike_serial), array_agg(city) FROM written
+        """,
+        {
+            "ids": batch.ride_ids,
+            "from": batch.readings_from,
+            "before": batch.readings_before,
+            "epoch": UTC_EPOCH,
+        },
+    )
+    return _touched(cur)
+
+
+def refresh_ride_hours(cur: Cursor, *, batch: RideBatch) -> Touched:
+    """Add readings of followed rides above their high-water mark into their hours.
+
+    Counts, sums and maxima only grow, so this stays exact after retention removed the
+    ride's earlier readings. The city is the one the ride's earlier hours carry.
+    """
+    cur.execute(
+        """
+        WITH agg AS (
+            -- one index probe per ride (elapsed_s above the mark), as refresh_summaries does
+            SELECT p.ride_id, x.*
+            FROM historical.ride_hours_progress p
+            CROSS JOIN LATERAL (
+                SELECT date_bin('1 hour', r.recorded_at, %(epoch)s) AS hour,
+                       count(*) AS n, count(nullif(r.heart_rate, 0)) AS hr_n,
+                       coalesce(sum(nullif(r.heart_rate, 0)), 0)::double precision AS hr_sum,
+                       max(nullif(r.heart_rate, 0)) AS hr_max,
+                       sum(r.power) AS power_sum, max(r.power) AS power_max,
+                       max(r.elapsed_s) AS last_elapsed_s
+                FROM daily.readings r
+                WHERE r.ride_id = p.ride_id AND r.recorded_at >= %(from)s
+                  AND r.elapsed_s > coalesce(p.last_elapsed_s, -2147483648)
+                GROUP BY 1
+            ) x
+            WHERE p.ride_id = ANY(%(ids)s)
+        ), marked AS (
+            UPDATE historical.ride_hours_progress p SET last_elapsed_s = m.last
+            FROM (SELECT ride_id, max(last_elapsed_s) AS last FROM agg GROUP BY ride_id) m
+            WHERE p.ride_id = m.ride_id
+        ), written AS (
+            INSERT INTO historical.ride_hours AS t (ride_id, hour, user_id, bike_serial, city,
+                readings, hr_readings, hr_sum, hr_max, power_sum, power_max)
+            SELECT a.ride_id, a.hour, h.user_id, h.bike_serial,
+                   coalesce((SELECT o.city FROM historical.ride_hours o
+                             WHERE o.ride_id = a.ride_id LIMIT 1), p.city, ''),
+                   a.n, a.hr_n, a.hr_sum, a.hr_max, a.power_sum, a.power_max
+            FROM agg a
+            JOIN historical.rides h ON h.ride_id = a.ride_id
+            LEFT JOIN historical.riders p ON p.user_id = h.user_id
+            ORDER BY a.ride_id, a.hour
+            ON CONFLICT (ride_id, hour) DO UPDATE SET
+                readings = t.readings + EXCLUDED.readings,
+                hr_readings = t.hr_readings + EXCLUDED.hr_readings,
+                hr_sum = t.hr_sum + EXCLUDED.hr_sum,
+                hr_max = greatest(t.hr_max, EXCLUDED.hr_max),
+                power_sum = t.power_sum + EXCLUDED.power_sum,
+                power_max = greatest(t.power_max, EXCLUDED.power_max)
+            RETURNING t.hour, t.bike_serial, t.city
+        )
+        SELECT array_agg(hour), array_agg(bike_serial), array_agg(city) FROM written
+        """,
+        {"ids": batch.ride_ids, "from": batch.readings_from, "epoch": UTC_EPOCH},
+    )
+    return _touched(cur)
+
+
+def recompute_stats(cur: Cursor, *, touched: Touched) -> int:
+    """Recompute every aggregate bucket the touched ride hours fall in; return hours given."""
+    if not touched.hours:
+        return 0
+    cur.execute(
+        "SELECT historical.stats_recompute(%s::timestamptz[], %s::text[], %s::text[])",
+        (touched.hours, touched.bikes, touched.cities),
+    )
+    return len(touched.hours)

@@ -26,6 +26,7 @@ NAV = (
     ("/recent", "Recent rides"),
     ("/fleet", "Fleet now"),
     ("/fleet-health", "Fleet health"),
+    ("/trends", "Trends"),
 )
 
 
@@ -58,7 +59,7 @@ class Context:
 
 def create_app(ctx: Context) -> dash.Dash:
     """The Dash app with every page registered."""
-    from services.dashboard.pages import fleet, leaderboard, recent, ride
+    from services.dashboard.pages import fleet, leaderboard, recent, ride, trends
     from services.dashboard.pages import health as fleet_health
 
     app = dash.Dash(
@@ -91,6 +92,7 @@ def create_app(ctx: Context) -> dash.Dash:
         "/recent": recent.layout,
         "/fleet": fleet.layout,
         "/fleet-health": fleet_health.layout,
+        "/trends": trends.layout,
     }
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
@@ -103,7 +105,7 @@ def create_app(ctx: Context) -> dash.Dash:
             )
         return page(ctx, search or "")
 
-    for module in (ride, leaderboard, recent, fleet, fleet_health):
+    for module in (ride, leaderboard, recent, fleet, fleet_health, trends):
         module.register(app, ctx)
 
     @app.server.route("/metrics")

@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Path, Query
@@ -104,3 +104,13 @@ def page_of(rides: list[Ride], *, limit: int, offset: int) -> dict[str, object]:
         "offset": offset,
         "next_offset": offset + limit if more else None,
     }
+
+
+def _iso_only(value: object) -> object:
+    """Dates and times as ISO 8601 text only: pydantic would take a number as a Unix time."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("an ISO 8601 date or time, not a number")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
