@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import httpx
 import schemathesis
@@ -27,6 +28,8 @@ SCOPES: dict[tuple[str, str], str | None] = {
     ("GET", "/leaderboard"): "read",
     ("GET", "/city/{city}"): "read",
     ("GET", "/fleet/health"): "read",
+    ("GET", "/stats/{resolution}"): "read",
+    ("GET", "/export"): "admin",
     ("GET", "/settings"): "admin",
     ("PATCH", "/settings"): "admin",  # without a body: changes nothing, answers the settings
     ("GET", "/settings/audit"): "admin",
@@ -55,8 +58,14 @@ def expected_status(scope: str | None, key: str) -> int:
 
 
 def _path(template: str, t: Target, ride_id: int) -> str:
-    path = template.format(ride_id=ride_id, user_id=t.rider.user_id, city=t.rider.city)
-    return path + (f"?date={t.day}" if template == "/daily" else "")
+    path = template.format(
+        ride_id=ride_id, user_id=t.rider.user_id, city=t.rider.city, resolution="daily"
+    )
+    query = {
+        "/daily": f"?date={t.day}",
+        "/export": f"?from={t.day}&to={date.fromisoformat(t.day) + timedelta(days=1)}",
+    }
+    return path + query.get(template, "")
 
 
 def _strings(body: object) -> str:
