@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 UV    := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+# The suite waits on brokers, databases and browsers far more than it computes: three workers
+# (pytest-xdist, one test file per worker at a time) keep both cores busy.
+TEST_WORKERS ?= 3
 SOAK_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -35,7 +38,7 @@ system-deps: ## Debian packages the tests need (pdftoppm renders report pages to
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q wrk; }
 
 test: install system-deps ## run the whole test suite against a real broker and PostgreSQL
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: install ## only the fast tests that need no broker or database
 	$(PY) -m pytest -m "not kafka and not postgres" $(PYTEST_ARGS)
