@@ -82,6 +82,8 @@ def test_preflight_refuses_a_metrics_port_in_use(tmp_path: Path) -> None:
                 ingest_metrics_port=port,
                 # the others on free ports: the defaults may be taken on a shared machine
                 alerts_metrics_port=infra.free_port(),
+                compress_metrics_port=infra.free_port(),
+                quality_metrics_port=infra.free_port(),
                 api_port=infra.free_port(),
                 dashboard_port=infra.free_port(),
             ),
