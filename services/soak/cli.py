@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from services.common import db, infra
 from services.common.config import ConfigError, Settings
 from services.common.infra_cli import LOCAL_TUNING
+from services.common.signals import sigterm_as_interrupt
 from services.demo import supervisor
 from services.simulator import truth as truth_file
 from services.soak import check, progress, repository, schedule
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     work.mkdir(parents=True)
     (work / MARKER).write_text("a deloton soak's working folder: the next soak replaces it\n")
     soak = Soak(work, minutes=args.minutes, bikes=args.bikes, faults=args.faults, seed=args.seed)
+    sigterm_as_interrupt()  # a stopped soak stops what it started, as Ctrl-C does
     try:
         verdict = soak.run()
     finally:
@@ -207,6 +209,8 @@ class Soak:
                 "ALERT_RETRY_MAX_S": "10",
                 "INGEST_METRICS_PORT": "0",
                 "ALERTS_METRICS_PORT": "0",
+                "COMPRESS_METRICS_PORT": "0",
+                "QUALITY_METRICS_PORT": "0",
             }
         )
 
