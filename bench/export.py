@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from bench import results
 from bench.compress import Workload, count, generate
 from services.common.reads.export import ExportQuery, select_statement
 from tests import harness
@@ -114,12 +115,12 @@ def measure(dsn: str, query: ExportQuery, rows: int, workdir: Path) -> dict[str,
             sizes[name] = out.stat().st_size
             out.unlink()
     figures = {}
-    for name, results in runs.items():
-        seconds = statistics.median(r[0] for r in results)
+    for name, timings in runs.items():
+        seconds = statistics.median(r[0] for r in timings)
         figures[name] = {
             "seconds": round(seconds, 2),
             "rows_per_s": round(rows / seconds),
-            "peak_rss_mib": round(statistics.median(r[1] for r in results), 1),
+            "peak_rss_mib": round(statistics.median(r[1] for r in timings), 1),
             "file_mib": round(sizes[name] / 2**20, 1),
         }
     return figures
@@ -170,13 +171,48 @@ def report(figures: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1M readings instead of 10M")
+    p.add_argument("--rides", type=int, help="rides of 500 readings (20,000; 2,000 quick)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    workload = Workload(rides=2_000 if args.quick else 20_000, readings_per_ride=500)
+    rides = args.rides or (2_000 if args.quick else 20_000)
+    workload = Workload(rides=rides, readings_per_ride=500)
     with harness.running_postgres() as server:
         figures = bench(server, workload)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
+    results.write(
+        "export", result_figures(figures), quick=args.quick, params={"rides": rides}, raw=figures
+    )
     return 0
+
+
+def result_figures(figures: dict[str, Any]) -> list[results.Figure]:
+    """The shared result shape: each format's rate against psql's, and its peak RSS against
+    the same export of a tenth of the rows (a ratio near 1 is memory that stays flat)."""
+    full, tenth = figures["all_rows"], figures["tenth_rows"]
+    base = full["psql_copy_csv"]["rows_per_s"]
+    out = []
+    for name, label in (("csv", "CSV"), ("parquet", "Parquet")):
+        out.append(
+            results.Figure(
+                f"{label} export, rows/s",
+                full[name]["rows_per_s"],
+                "rows/s",
+                baseline=base,
+                baseline_name="psql \\copy, same rows",
+                note=f"{figures['workload']['readings']:,} readings",
+            )
+        )
+        out.append(
+            results.Figure(
+                f"{label} export: peak RSS, all rows",
+                full[name]["peak_rss_mib"],
+                "MiB",
+                baseline=tenth[name]["peak_rss_mib"],
+                baseline_name="a tenth of the rows",
+                higher_is_better=False,
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ START = "<!-- bench-report:start (python -m bench.report_md --readme) -->"
 END = "<!-- bench-report:end -->"
 ORDER = [
     "ingest", "ingest_with_compress", "ingest_state", "compress", "alerts", "alerts_burst",
-    "dashboard", "api", "report", "quality",
+    "dashboard", "api", "report", "quality", "export",
 ]  # fmt: skip
 
 

@@ -67,6 +67,7 @@ RUNS: dict[str, tuple[list[str], set[str]]] = {
         {"summarise + retention", "retention by DROP, per million readings"},
     ),
     "quality": (["--bikes", "20"], {"fleet health run", "fleet health: peak RSS"}),
+    "export": (["--rides", "20"], {"CSV export, rows/s", "Parquet export: peak RSS, all rows"}),
 }
 # Figures that may be zero at smoke sizes: no duplicate, nothing left to keep, ingest done
 # before compress began, every viewer served from the cache.
