@@ -26,6 +26,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -231,6 +232,9 @@ def create_app(
         states: dict[str, tuple[BikeState, Any]] = {}  # bike -> new state, its last event
         found: list[tuple[Any, Alert]] = []  # (confirming event, alert), in stream order
         rules = rules_now()  # a run-time change applies from the next batch
+        # Counted once the batch is fully handled (alerts recorded, states written), so the
+        # metric never runs ahead of what the database shows.
+        handled: Counter[str] = Counter()
 
         def reject(event: Any, reason: str, detail: str | None = None) -> None:
             msg = event.message
@@ -247,7 +251,7 @@ def create_app(
                 reject(event, str(exc))
                 continue
             if parsed is None:
-                metrics.EVENTS.labels("ignored").inc()
+                handled["ignored"] += 1
                 continue
             try:
                 key = event.key.decode() if event.key else parsed.bike_serial
@@ -266,7 +270,7 @@ def create_app(
                 states[key] = (out.state, event)
             if out.alert is not None:
                 found.append((event, out.alert))
-            metrics.EVENTS.labels(out.what).inc()
+            handled[out.what] += 1
 
         try:
             recorded = await record(found, received_at, reject)
@@ -296,6 +300,8 @@ def create_app(
             except Exception as exc:
                 processing_error(event, exc, reject)
         await recorder.insert_rejects(rejects)
+        for what, n in handled.items():
+            metrics.EVENTS.labels(what).inc(n)
 
     async def record(
         found: list[tuple[Any, Alert]], received_at: datetime, reject: Callable[..., None]
