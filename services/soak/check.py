@@ -10,20 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.common.reads.rides import SUMMARY_FIELDS
 from services.simulator.truth import parse_stamp
-
-SUMMARY_FIELDS = (
-    "readings_count",
-    "heart_rate_readings",
-    "avg_heart_rate",
-    "max_heart_rate",
-    "avg_power",
-    "max_power",
-    "total_energy_kj",
-    "avg_rpm",
-    "avg_resistance",
-    "alert_count",
-)
 
 
 @dataclass

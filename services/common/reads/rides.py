@@ -19,7 +19,7 @@ from typing import Any
 from services.common.pool import Connection
 
 # The summary columns, in the order both sources produce them.
-_SUMMARY_FIELDS = (
+SUMMARY_FIELDS = (
     "readings_count",
     "heart_rate_readings",
     "avg_heart_rate",
@@ -159,7 +159,7 @@ _PAGE = """
 
 
 def _ride(row: dict[str, Any]) -> Ride:
-    summary = RideSummary(**{name: row[name] for name in _SUMMARY_FIELDS})
+    summary = RideSummary(**{name: row[name] for name in SUMMARY_FIELDS})
     return Ride(
         ride_id=row["ride_id"],
         user_id=row["user_id"],
