@@ -1,8 +1,19 @@
-"""The alert email as a MIME message with text and HTML parts (pure: no sending)."""
+"""The alert email as a MIME message with text and HTML parts (pure: no sending).
+
+The message is written out directly rather than through the `email` package's EmailMessage,
+whose header registry and content manager cost about 3 ms of CPU per email (2.3 ms building,
+0.9 ms serialising): in a burst of a thousand alerts that alone was 3 s of the interpreter.
+Only plain ASCII addresses take that path; anything else (a non-ASCII or otherwise unusual
+address, which the library encodes or refuses) is built by EmailMessage as before.
+"""
 
 from __future__ import annotations
 
+import binascii
 import html
+import re
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -83,10 +94,78 @@ def html_body(alert: PendingAlert) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RawEmail:
+    """A finished message: its headers (for the senders) and its bytes. Reads like an
+    EmailMessage where the senders look (`msg["From"]`, `as_bytes()`)."""
+
+    headers: dict[str, str]
+    raw: bytes
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def as_bytes(self) -> bytes:
+        return self.raw
+
+
+# A bare address the fast path can write as it is: printable ASCII, no spaces, quotes,
+# brackets, commas or line breaks, one @ with text either side.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
 def build_message(
     alert: PendingAlert, *, sender: str, recipient: str, reply_to: str | None = None
-) -> EmailMessage:
+) -> RawEmail | EmailMessage:
     """The complete MIME message: text part first, HTML alternative second."""
+    addresses = (sender, recipient, reply_to or "x@x")
+    if all(_PLAIN_ADDRESS.fullmatch(a) for a in addresses):
+        return _build_raw(alert, sender=sender, recipient=recipient, reply_to=reply_to)
+    return build_mime(alert, sender=sender, recipient=recipient, reply_to=reply_to)
+
+
+def _build_raw(
+    alert: PendingAlert, *, sender: str, recipient: str, reply_to: str | None
+) -> RawEmail:
+    headers = {"Subject": subject(alert), "From": sender, "To": recipient}
+    if reply_to:
+        headers["Reply-To"] = reply_to
+    headers["Date"] = format_datetime(datetime.now(UTC))
+    headers["Message-ID"] = make_msgid(f"alert-{alert.ride_id}-{alert.episode}", _domain(sender))
+    headers["X-Deloton-Alert"] = f"{alert.ride_id}/{alert.episode}"
+    # "=_" never occurs in quoted-printable text, so the boundary cannot clash with a body.
+    boundary = f"=_alert_{secrets.token_hex(8)}"
+    head = "".join(f"{k}: {v}\n" for k, v in headers.items())
+    raw = b"".join(
+        [
+            head.encode("ascii"),
+            b"MIME-Version: 1.0\n",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'.encode(),
+            _part(boundary, "plain", text_body(alert)),
+            _part(boundary, "html", html_body(alert) + "\n"),
+            f"--{boundary}--\n".encode(),
+        ]
+    )
+    return RawEmail(headers, raw)
+
+
+def _part(boundary: str, subtype: str, body: str) -> bytes:
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True)
+    return (
+        (
+            f'--{boundary}\nContent-Type: text/{subtype}; charset="utf-8"\n'
+            "Content-Transfer-Encoding: quoted-printable\n\n"
+        ).encode()
+        + encoded
+        + b"\n"
+    )  # the line break before a boundary belongs to the boundary
+
+
+def build_mime(
+    alert: PendingAlert, *, sender: str, recipient: str, reply_to: str | None = None
+) -> EmailMessage:
+    """The same message through the `email` package, which encodes (or refuses) addresses
+    the fast path does not write itself."""
     msg = EmailMessage()
     msg["Subject"] = subject(alert)
     msg["From"] = sender

@@ -7,7 +7,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -38,10 +37,18 @@ class SendError(Exception):
         self.code = code or ("transient" if transient else "rejected")
 
 
+class Mail(Protocol):
+    """A finished message as the senders read it: an EmailMessage, or the alerts' RawEmail."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+    def as_bytes(self) -> bytes: ...
+
+
 class Sender(Protocol):
     """Anything that delivers a message and returns its provider message id."""
 
-    def send(self, msg: EmailMessage) -> str: ...
+    def send(self, msg: Mail) -> str: ...
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -69,7 +76,7 @@ class SesSender:
         self.max_delay = max_delay
         self.sleep = sleep
 
-    def send(self, msg: EmailMessage) -> str:
+    def send(self, msg: Mail) -> str:
         """Send and return SES's MessageId, or raise SendError."""
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -107,7 +114,7 @@ class OutboxSender:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def send(self, msg: EmailMessage) -> str:
+    def send(self, msg: Mail) -> str:
         """Write `<Message-ID>.eml` atomically; the Message-ID is the returned id."""
         message_id = str(msg["Message-ID"]).strip("<>")
         path = self.directory / f"{message_id}.eml"
