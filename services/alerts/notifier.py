@@ -104,7 +104,9 @@ def _send_one(
         _fail(conn, row, f"{type(exc).__name__}: {exc}", "error", True, code=type(exc).__name__)
         return
     sent_at = datetime.now(UTC)
-    repository.mark_sent(conn, alert_id=row.alert_id, message_id=message_id, sent_at=sent_at)
+    repository.mark_sent(
+        conn, alert_id=row.alert_id, message_id=message_id, sent_at=sent_at, claimed_at=now
+    )
     metrics.SENT.inc()
     origin = row.observed_at or row.detected_at
     metrics.LATENCY.observe(max(0.0, (sent_at - origin).total_seconds()))

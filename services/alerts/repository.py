@@ -129,14 +129,22 @@ def claim_pending(conn: Connection, *, limit: int) -> list[PendingAlert]:
         return [PendingAlert(*row) for row in cur.fetchall()]
 
 
-def mark_sent(conn: Connection, *, alert_id: int, message_id: str, sent_at: datetime) -> None:
-    """The email was accepted for delivery."""
+def mark_sent(
+    conn: Connection,
+    *,
+    alert_id: int,
+    message_id: str,
+    sent_at: datetime,
+    claimed_at: datetime | None = None,
+) -> None:
+    """The email was accepted for delivery; `claimed_at` is when this attempt claimed the row."""
     with conn.cursor() as cur:
         cur.execute(
             """UPDATE daily.alerts SET status = 'sent', sent_at = %s, message_id = %s,
-                      attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
+                      claimed_at = %s, attempts = attempts + 1, last_error = NULL,
+                      next_attempt_at = NULL
                 WHERE alert_id = %s""",
-            (sent_at, message_id, alert_id),
+            (sent_at, message_id, claimed_at, alert_id),
         )
 
 

@@ -146,10 +146,33 @@ def test_pending_alert_is_emailed_once_and_marked_sent(
     assert len(sent) == 1 and sent[0].message["To"] == "dee@example.com"
     assert "201 bpm" in sent[0].text and "203 bpm" in sent[0].html and "Dear Dee," in sent[0].text
     with dbmod.transaction(conn) as cur:
-        cur.execute("SELECT status, attempts, message_id, sent_at FROM daily.alerts")
-        status, attempts, message_id, sent_at = cur.fetchone() or ()
+        cur.execute(
+            "SELECT status, attempts, message_id, created_at, claimed_at, sent_at FROM daily.alerts"
+        )
+        status, attempts, message_id, created_at, claimed_at, sent_at = cur.fetchone() or ()
     assert (status, attempts, message_id) == ("sent", 1, sent[0].message_id)
-    assert sent_at is not None
+    # The email's share of the latency splits into waiting for a sender and the send itself.
+    assert created_at <= claimed_at <= sent_at
+
+
+def test_a_sender_that_dies_between_claim_and_send_leaves_the_alert_to_another_once(
+    conn: psycopg2.extensions.connection, pg_settings: Settings, ses: Ses
+) -> None:
+    insert(conn, alert(1), alert(2))
+    dying = dbmod.connect(pg_settings.require_database())
+    dying.autocommit = False
+    claimed = repository.claim_pending(dying, limit=1)  # claimed, then the process dies
+    assert [r.ride_id for r in claimed] == [1]
+    sender = ses_sender(pg_settings)
+    # While the claim holds, the other sender skips that row rather than waiting for it.
+    assert send_due(conn, sender, pg_settings) == 1
+    assert [m.message["X-Deloton-Alert"] for m in ses.sent()] == ["2/1"]
+    dying.close()  # the connection drops: its claim is released, nothing was marked
+    assert send_due(conn, sender, pg_settings) == 1
+    assert send_due(conn, sender, pg_settings) == 0
+    per_alert = Counter(m.message["X-Deloton-Alert"] for m in ses.sent())
+    assert per_alert == {"1/1": 1, "2/1": 1}
+    assert {r[0]: r[1:3] for r in rows(conn)} == {1: ("sent", 1), 2: ("sent", 1)}
 
 
 def test_without_credentials_the_message_goes_to_the_outbox(
