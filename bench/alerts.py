@@ -16,14 +16,16 @@ on the same clock. The service runs as the real `deloton alerts` process.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ import orjson
 import psycopg2
 
 from bench import results
+from services.alerts.message import build_message
+from services.alerts.repository import PendingAlert
 from services.common.kafka import ensure_topics, make_producer
 from tests import harness
 from tests.alerts import synthetic
@@ -40,6 +44,7 @@ GOAL_P99_S = 1.0
 GOAL_BURST_P99_S = 2.0  # every rider out of range in the same second
 HIGH = 200  # above every adult's maximum
 WARMUP_RIDE = 9_000_000
+MOTO_CONNECTIONS = 4  # requests in flight at once when measuring moto alone
 
 
 @dataclass
@@ -127,23 +132,98 @@ def moto_pid(url: str) -> int | None:
 
 def alert_times(dsn: str) -> dict[int, dict[str, datetime | None]]:
     """ride_id -> the alert's timestamps: received_at (the service read the confirming event;
-    absent before migration 0012), created_at (the insert ran), sent_at (SES accepted)."""
+    absent before migration 0012), created_at (the insert ran), claimed_at (a sender claimed
+    it; absent before 0016), sent_at (SES accepted)."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute(
-                """SELECT count(*) FROM information_schema.columns
-                    WHERE table_schema = 'daily' AND table_name = 'alerts'
-                      AND column_name = 'received_at'"""
+                """SELECT column_name FROM information_schema.columns
+                    WHERE table_schema = 'daily' AND table_name = 'alerts'"""
             )
-            received = "received_at" if (cur.fetchone() or (0,))[0] else "NULL::timestamptz"
-            cur.execute(f"SELECT ride_id, {received}, created_at, sent_at FROM daily.alerts")
+            have = {r[0] for r in cur.fetchall()}
+            cols = [c if c in have else "NULL::timestamptz" for c in ("received_at", "claimed_at")]
+            cur.execute(f"SELECT ride_id, {', '.join(cols)}, created_at, sent_at FROM daily.alerts")
             return {
-                r[0]: {"received_at": r[1], "created_at": r[2], "sent_at": r[3]}
+                r[0]: {"received_at": r[1], "claimed_at": r[2], "created_at": r[3], "sent_at": r[4]}
                 for r in cur.fetchall()
             }
     finally:
         conn.close()
+
+
+def sample_email(bike: Bike) -> bytes:
+    """The email the service sends for this bike's alert, as SES receives it."""
+    now = datetime.now(UTC)
+    readings = [
+        {"elapsed_s": bike.onset_s + i, "recorded_at": now.isoformat(), "heart_rate": HIGH}
+        for i in range(3)
+    ]
+    alert = PendingAlert(
+        0, bike.ride_id, 1, bike.rider["user_id"], bike.serial, "high", now, [HIGH] * 3, 40,
+        184, bike.rider["email_address"], bike.rider["first_name"], readings, now, 0, True,
+        None, None,
+    )  # fmt: skip
+    return build_message(alert, sender=SENDER, recipient=alert.recipient or "").as_bytes()
+
+
+def moto_alone(url: str, raw: bytes, n: int) -> dict[str, float | None]:
+    """Moto's own rate for SendRawEmail with this message, nothing else running: the floor
+    under any sender. The request is signed once by botocore and posted n times, from
+    MOTO_CONNECTIONS threads, so the client's own cost stays out of the figure."""
+    from botocore.awsrequest import AWSResponse
+
+    captured: dict[str, Any] = {}
+
+    class Body:
+        def stream(self, **_: Any) -> Any:
+            yield b"<SendRawEmailResponse><SendRawEmailResult><MessageId>x</MessageId>" \
+                  b"</SendRawEmailResult></SendRawEmailResponse>"  # fmt: skip
+
+    def capture(request: Any, **_: Any) -> AWSResponse:
+        captured.update(headers=dict(request.headers), body=request.body)
+        return AWSResponse(request.url, 200, {}, Body())
+
+    ses = Ses(url)
+    ses.client.meta.events.register("before-send.ses.SendRawEmail", capture)
+    ses.client.send_raw_email(Source=SENDER, RawMessage={"Data": raw})
+    headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in captured["headers"].items()}
+    body = captured["body"]
+    host, port = url.removeprefix("http://").split(":")
+    failures: list[int] = []
+
+    def post(count: int) -> None:
+        for _ in range(count):
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn.request("POST", "/", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            conn.close()  # moto's server closes every connection after one response anyway
+            if response.status != 200:
+                failures.append(response.status)
+
+    pid = moto_pid(url)
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(target=post, args=(n // MOTO_CONNECTIONS,))
+        for _ in range(MOTO_CONNECTIONS)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(pid)
+    done = n // MOTO_CONNECTIONS * MOTO_CONNECTIONS
+    if failures:
+        raise SystemExit(f"moto refused {len(failures)} of {done} emails: {failures[:3]}")
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return {
+        "moto_alone_emails": done,
+        "moto_alone_emails_per_s": round(done / elapsed, 1),
+        "moto_alone_cpu_ms_per_email": None if cpu is None else round(cpu / done * 1000, 2),
+    }
 
 
 def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict[str, Any]:
@@ -191,10 +271,15 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
             }  # fmt: skip
             rows = alert_times(dsn)
             metrics = worker.metrics()
+            worker.stop()
+            # Moto alone, with the same message, once the service has stopped: its rate is the
+            # floor under the burst however cheap sending becomes on our side.
+            floor = moto_alone(moto, sample_email(fleet[0]), max(bikes, 200))
         finally:
             worker.stop()
 
     latencies, to_row, to_send, to_agent, agent_to_row = [], [], [], [], []
+    to_claim, claim_to_send = [], []
     for bike in fleet:
         times = rows.get(bike.ride_id, {})
         created_at, sent_at = times.get("created_at"), times.get("sent_at")
@@ -203,6 +288,9 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
         latencies.append(sent_at.timestamp() - bike.third_produced_at)
         to_row.append(created_at.timestamp() - bike.third_produced_at)
         to_send.append((sent_at - created_at).total_seconds())
+        if (claimed_at := times.get("claimed_at")) is not None:
+            to_claim.append((claimed_at - created_at).total_seconds())
+            claim_to_send.append((sent_at - claimed_at).total_seconds())
         if (received_at := times.get("received_at")) is not None:
             to_agent.append(received_at.timestamp() - bike.third_produced_at)
             agent_to_row.append((created_at - received_at).total_seconds())
@@ -233,6 +321,16 @@ def run(bikes: int, duration: int, burst: bool, senders: int, seed: int) -> dict
         "to_recorded_p99_s": pct(to_row, 99),
         "recorded_to_sent_p50_s": pct(to_send, 50),
         "recorded_to_sent_p99_s": pct(to_send, 99),
+        "recorded_to_claimed_p50_s": pct(to_claim, 50),
+        "recorded_to_claimed_p99_s": pct(to_claim, 99),
+        "claimed_to_sent_p50_s": pct(claim_to_send, 50),
+        "claimed_to_sent_p99_s": pct(claim_to_send, 99),
+        **floor,
+        # Moto's time for every email of the run, back to back: no latency can beat it once
+        # the emails arrive faster than moto takes them.
+        "moto_floor_s": round(bikes / floor["moto_alone_emails_per_s"], 2)
+        if floor["moto_alone_emails_per_s"]
+        else None,
         "goal_p99_s": GOAL_BURST_P99_S if burst else GOAL_P99_S,
         "service_cpu_s": cpu["service"],
         "moto_cpu_s": cpu["moto"],
@@ -245,6 +343,11 @@ def report(f: dict[str, Any]) -> str:
     """Human-readable figures."""
     ok = f["latency_p99_s"] is not None and f["latency_p99_s"] <= f["goal_p99_s"]
     ok = ok and f["emails_sent"] == f["alerts_expected"] and f["duplicate_emails"] == 0
+    goal = f["goal_p99_s"]
+
+    def stage(name: str, key: str) -> str:
+        return f"      {name:<44} {f[f'{key}_p50_s']} / {f[f'{key}_p99_s']} s"
+
     return "\n".join(
         [
             f"alerts bench: {f['bikes']} live bikes, 1 reading/s each, {f['duration_s']} s, "
@@ -253,19 +356,21 @@ def report(f: dict[str, Any]) -> str:
             f"{f['duplicate_emails']} duplicates",
             f"  third abnormal reading produced -> SES accepted: p50 {f['latency_p50_s']} s, "
             f"p90 {f['latency_p90_s']} s, p99 {f['latency_p99_s']} s, "
-            f"max {f['latency_max_s']} s (n={f['latency_n']})",
+            f"max {f['latency_max_s']} s (n={f['latency_n']}); goal p99 <= {goal} s",
             "    per stage (p50 / p99):",
-            f"      produced -> read by the alerts agent: {f['to_agent_p50_s']} / "
-            f"{f['to_agent_p99_s']} s",
-            f"      read by the agent -> row in daily.alerts: {f['agent_to_recorded_p50_s']} / "
-            f"{f['agent_to_recorded_p99_s']} s",
-            f"      row in daily.alerts -> SES accepted: {f['recorded_to_sent_p50_s']} / "
-            f"{f['recorded_to_sent_p99_s']} s",
-            f"      (produced -> row in daily.alerts: {f['to_recorded_p50_s']} / "
-            f"{f['to_recorded_p99_s']} s)",
+            stage("produced -> read by the alerts agent:", "to_agent"),
+            stage("read by the agent -> row in daily.alerts:", "agent_to_recorded"),
+            stage("produced -> row in daily.alerts:", "to_recorded"),
+            stage("row -> claimed by a sender:", "recorded_to_claimed"),
+            stage("claimed -> SES accepted:", "claimed_to_sent"),
+            stage("(row -> SES accepted:", "recorded_to_sent") + ")",
+            f"  baseline, moto alone with the same message ({MOTO_CONNECTIONS} at a time, "
+            f"{f['moto_alone_emails']} emails): {f['moto_alone_emails_per_s']} emails/s, "
+            f"{f['moto_alone_cpu_ms_per_email']} ms of its CPU each: {f['bikes']} emails take "
+            f"it {f['moto_floor_s']} s (the floor under the last alert's latency)",
             f"  CPU used from the first event to the last email: deloton alerts "
             f"{f['service_cpu_s']} s, moto (SES) {f['moto_cpu_s']} s",
-            f"  goal: p99 <= {f['goal_p99_s']} s: {'met' if ok else 'NOT met'}",
+            f"  goal: p99 <= {goal} s: {'met' if ok else 'NOT met'}",
         ]
     )
 
@@ -304,10 +409,13 @@ def result_figures(f: dict[str, Any]) -> list[results.Figure]:
             "s",
             target=f["goal_p99_s"] if q == 99 else None,
             higher_is_better=False,
+            baseline=f["moto_floor_s"] if q == 99 else None,
+            baseline_name="moto alone, every email back to back" if q == 99 else "",
             note=f"{f['bikes']} bikes, {f['onsets']} onsets"
             + (
-                f"; split p99: to the agent {f['to_agent_p99_s']} s, agent -> row"
-                f" {f['agent_to_recorded_p99_s']} s, row -> SES {f['recorded_to_sent_p99_s']} s"
+                f"; split p99: produced -> row {f['to_recorded_p99_s']} s, row -> claimed"
+                f" {f['recorded_to_claimed_p99_s']} s, claimed -> SES"
+                f" {f['claimed_to_sent_p99_s']} s"
                 if q == 99
                 else ""
             ),
