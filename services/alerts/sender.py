@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -124,6 +125,28 @@ class OutboxSender:
         return message_id
 
 
+# What urllib's quote_plus leaves as it is: letters, digits, "_.-~" (and a space, which
+# becomes "+").
+_FORM_UNSAFE = re.compile(rb"[^A-Za-z0-9_.~ -]")
+
+
+def _quote_plus(value: str) -> str:
+    """urllib.parse.quote_plus, in C speed for long values: urllib quotes byte by byte in
+    Python, 0.4 ms for the 3.5 kB of a base64 email."""
+    data = _FORM_UNSAFE.sub(lambda m: b"%%%02X" % m[0][0], value.encode("utf-8"))
+    return data.replace(b" ", b"+").decode("ascii")
+
+
+def encode_form_once(request: Any, **_: Any) -> None:
+    """botocore's `before-sign` hook: write a query-protocol request's form body (SES's
+    SendRawEmail carries the whole message base64-encoded in it) once, as urlencode would.
+    botocore otherwise urlencodes the dict twice per call (to sign it, then to send it), and
+    that was a third of the CPU an alert email cost the service."""
+    data = request.data
+    if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()):
+        request.data = "&".join(f"{_quote_plus(str(k))}={_quote_plus(v)}" for k, v in data.items())
+
+
 def ses_client(settings: Settings, *, pool: int = 10) -> Any | None:
     """A boto3 SES client, or None when there are no credentials and no local endpoint."""
     import boto3
@@ -142,7 +165,7 @@ def ses_client(settings: Settings, *, pool: int = 10) -> Any | None:
         read_timeout=15,
         max_pool_connections=pool,
     )
-    return session.client(
+    client = session.client(
         "ses",
         region_name=settings.aws_region,
         endpoint_url=settings.ses_endpoint_url,
@@ -150,6 +173,8 @@ def ses_client(settings: Settings, *, pool: int = 10) -> Any | None:
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
+    client.meta.events.register("before-sign.ses", encode_form_once)
+    return client
 
 
 def is_real_aws(settings: Settings) -> bool:

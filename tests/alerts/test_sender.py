@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import urllib.parse
 from email.message import EmailMessage
 from typing import Any
 
+import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from services.alerts.sender import (
     OutboxSender,
     SendError,
     SesSender,
+    _quote_plus,
     backoff,
     check_override,
+    encode_form_once,
 )
 from services.common.config import ConfigError, Settings
 
@@ -124,3 +130,47 @@ def test_the_override_is_refused_against_real_ses(
     else:
         check_override(settings)
     check_override(settings.model_copy(update={"email_override_recipient": None}))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "plain", "a b+c/d=e&f", "alerts@deloton.example", "Zoë ~_.-* 100%\r\n",
+     base64.b64encode(bytes(range(256)) * 8).decode()],
+)  # fmt: skip
+def test_form_values_are_quoted_as_urllib_quotes_them(value: str) -> None:
+    assert _quote_plus(value) == urllib.parse.quote_plus(value)
+
+
+class Body:
+    def stream(self, **_: Any) -> Any:
+        yield b"<SendRawEmailResponse><SendRawEmailResult><MessageId>m</MessageId>"
+        yield b"</SendRawEmailResult></SendRawEmailResponse>"
+
+
+def sent_body(encode_once: bool, raw: bytes) -> bytes:
+    """The HTTP body botocore would send for SendRawEmail (stopped just before the network)."""
+    client = boto3.client(
+        "ses", region_name="eu-west-2", endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="k", aws_secret_access_key="s",
+    )  # fmt: skip
+    bodies: list[bytes] = []
+
+    def encode(request: Any, **kwargs: Any) -> None:
+        encode_form_once(request, **kwargs)
+        assert isinstance(request.data, str)  # written once, before signing
+
+    if encode_once:
+        client.meta.events.register("before-sign.ses", encode)
+
+    def capture(request: Any, **_: Any) -> AWSResponse:
+        bodies.append(request.body)
+        return AWSResponse(request.url, 200, {}, Body())
+
+    client.meta.events.register("before-send.ses", capture)
+    client.send_raw_email(Source="alerts@deloton.example", RawMessage={"Data": raw})
+    return bodies[0]
+
+
+def test_the_form_encoded_once_is_the_body_botocore_writes() -> None:
+    raw = "Subject: hi\nTo: zoë@example.com\n\nbody = 100% ~~~\n".encode() * 50
+    assert sent_body(True, raw) == sent_body(False, raw)
