@@ -377,7 +377,12 @@ def report(f: dict[str, Any]) -> str:
             f"{f['moto_alone_emails']} emails): {f['moto_alone_emails_per_s']} emails/s, "
             f"{f['moto_alone_cpu_ms_per_email']} ms of its CPU each: {f['bikes']} emails need "
             f"{f['moto_floor_s']} s of moto's one core ({f['moto_floor_wall_s']} s at the rate "
-            "here): the floor under the last alert's latency",
+            "here): "
+            + (
+                "the floor under the last alert's latency"
+                if f["onsets"] == "burst"
+                else "the floor under a burst (onsets here are spread)"
+            ),
             f"  CPU used from the first event to the last email: deloton alerts "
             f"{f['service_cpu_s']} s, moto (SES) {f['moto_cpu_s']} s",
             f"  goal: p99 <= {goal} s: {'met' if ok else 'NOT met'}",
