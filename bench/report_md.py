@@ -79,6 +79,27 @@ def embed(readme: str, block: str) -> str:
     return readme[:start] + "\n" + block + "\n" + readme[end:]
 
 
+def merged(readme: str, block: str) -> str:
+    """`block` with the rows of the README's table whose benchmark `block` does not have:
+    re-running one benchmark replaces its own rows and keeps the others' (each row keeps its
+    date)."""
+    start, end = readme.index(START) + len(START), readme.index(END)
+    new_rows = block.splitlines()[2:]
+    fresh = {_benchmark(r) for r in new_rows}
+    kept = [
+        r
+        for r in readme[start:end].splitlines()[3:]
+        if r.startswith("| ") and _benchmark(r) not in fresh
+    ]
+    rank = {name: i for i, name in enumerate(ORDER)}
+    rows = sorted(new_rows + kept, key=lambda r: rank.get(_benchmark(r), len(ORDER)))
+    return "\n".join(block.splitlines()[:2] + rows)
+
+
+def _benchmark(row: str) -> str:
+    return row.split("|")[1].strip().removesuffix(" (quick)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.report_md", description=__doc__.split("\n")[0]
@@ -94,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     (folder / "REPORT.md").write_text(report(docs, folder))
     print(f"report written to {folder / 'REPORT.md'}")
     if args.readme:
-        README.write_text(embed(README.read_text(), table(docs)))
+        text = README.read_text()
+        README.write_text(embed(text, merged(text, table(docs))))
         print(f"table written into {README}")
     return 0
 

@@ -129,7 +129,13 @@ class IngestService:
         self.stop = threading.Event()
         self.conn = db.connect(settings.require_database(), application_name="deloton-ingest")
         self.consumer = make_consumer(
-            settings, self.group, **{"queued.min.messages": settings.ingest_queued_min_messages}
+            settings,
+            self.group,
+            **{
+                "queued.min.messages": settings.ingest_queued_min_messages,
+                "fetch.max.bytes": settings.ingest_fetch_max_bytes,
+                "max.partition.fetch.bytes": settings.ingest_partition_fetch_max_bytes,
+            },
         )
         self.producer = make_producer(settings) if settings.ingest_publish_events else None
         self.positions: dict[tuple[str, int], int | None] = {}  # stored next offset per partition
