@@ -102,3 +102,39 @@ def test_the_outbox_tells_whether_a_killed_run_delivered(
     assert job.run(settings, now=NOW + timedelta(seconds=60)).emails_sent == 0
     assert len(list(outbox.glob("*.eml"))) == 1
     assert incidents(conn) == [("SN0004", True, "sent", None)]
+
+
+def test_an_email_another_run_is_sending_is_left_to_it(
+    conn: psycopg2.extensions.connection, database_url: str, tmp_path: Path
+) -> None:
+    """A live claim (its lease not run out) is another run's: this run neither sends the email
+    nor waits for it, and the email is sent once the claim is gone. (The incident's email is
+    made due again by hand, as if the first run had not sent it.)"""
+    from services.common import delivery
+
+    outbox = tmp_path / "outbox"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=database_url, email_outbox_dir=outbox,
+        quality_window_s=300, quality_recipients=OPS, quality_sender=SENDER,
+    )  # fmt: skip
+    with conn, conn.cursor() as cur:
+        add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
+        ride_window(cur, 100, NOW, bad="SN0001")
+    first = job.run(settings, now=NOW, sender=OutboxSender(outbox))
+    assert first.opened == ["SN0001"] and first.emails_sent == 1
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE ops.bike_incidents SET opened_email = 'pending' WHERE bike_serial = 'SN0001' "
+            "RETURNING incident_id"
+        )
+        (incident_id,) = cur.fetchone()
+        cur.execute("DELETE FROM ops.email_deliveries")
+        claimed = delivery.claim(cur, key=f"incident/{incident_id}/opened", domain="x.example")
+    assert claimed.state == "claimed"
+    held = job.run(settings, now=NOW + timedelta(seconds=30), sender=OutboxSender(outbox))
+    assert (held.emails_sent, held.emails_unconfirmed) == (0, 0)
+    assert len(list(outbox.glob("*.eml"))) == 1
+    with conn, conn.cursor() as cur:
+        delivery.release(cur, claimed)  # that run found the email refused
+    assert job.run(settings, now=NOW + timedelta(seconds=60)).emails_sent == 1
+    assert len(list(outbox.glob("*.eml"))) == 2
