@@ -118,11 +118,18 @@ class OutboxSender:
     def send(self, msg: Mail) -> str:
         """Write `<Message-ID>.eml` atomically; the Message-ID is the returned id."""
         message_id = str(msg["Message-ID"]).strip("<>")
-        path = self.directory / f"{message_id}.eml"
+        path = self._path(message_id)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(msg.as_bytes())
         os.replace(tmp, path)
         return message_id
+
+    def accepted(self, message_id: str) -> bool:
+        """Whether the message with this Message-ID was written (services.common.delivery)."""
+        return self._path(message_id.strip("<>")).exists()
+
+    def _path(self, message_id: str) -> Path:
+        return self.directory / f"{message_id}.eml"
 
 
 # What urllib's quote_plus leaves as it is: letters, digits, "_.-~" (and a space, which

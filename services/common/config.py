@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     quality_interval_s: int = Field(default=60, ge=1)  # schedule of `quality --loop`
     quality_recipients: str = "ops@deloton.example"  # comma-separated: incident emails
     quality_sender: str = "fleet-health@deloton.example"
+    # An incident email claimed but never confirmed (the run died while sending) is resolved
+    # once this lease runs out; longer than the longest SES send with its retries.
+    quality_email_lease_s: int = Field(default=300, ge=0)
     quality_metrics_port: int = 9104  # `quality --loop` /metrics (0: off)
 
     def require_kafka(self) -> str:

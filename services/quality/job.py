@@ -5,8 +5,10 @@ enough readings (services.quality.detectors), stores the scores, opens an incide
 below QUALITY_MIN_SCORE and clears it when the bike scores QUALITY_RECOVER_SCORE or more
 (the gap between the two keeps a bike near the line from flapping). All of it in one
 transaction under an advisory lock, so two runs never both open an incident. Then the
-incident emails due are sent, each marked in its own transaction: an email is sent once per
-incident opening and once per recovery; an SES outage leaves it due for the next run.
+incident emails due are sent, each exactly once per incident opening and once per recovery:
+claimed before SES is called and confirmed after, so a crash between SES accepting and the
+confirmation never sends it twice (services.common.delivery); an SES outage leaves it due for
+the next run.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import psycopg2.extensions
 
 from services.alerts.sender import Sender, SendError, sender_factory
-from services.common import db, runtime, runtime_store
+from services.common import db, delivery, runtime, runtime_store
 from services.common.config import Settings
 from services.quality import message, metrics
 from services.quality import repository as repo
@@ -42,6 +44,7 @@ class RunResult:
     open_incidents: int = 0
     emails_sent: int = 0
     emails_failed: int = 0
+    emails_unconfirmed: int = 0  # a run died between SES and its record: not sent again
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -126,39 +129,78 @@ def run_on(conn: psycopg2.extensions.connection, settings: Settings, *, now: dat
 
 
 def send_due(
-    conn: psycopg2.extensions.connection, settings: Settings, result: RunResult, sender: Sender
+    conn: psycopg2.extensions.connection,
+    settings: Settings,
+    result: RunResult,
+    sender: Sender,
 ) -> None:
-    """Send every incident email due (an opening before its recovery), each marked at once."""
+    """Send every incident email due (an opening before its recovery), each exactly once:
+    claimed and committed before SES is called, confirmed with the incident's mark after
+    (services.common.delivery). An email another run is sending is left to it."""
     recipients = settings.quality_recipient_list()
+    elsewhere: set[tuple[int, str]] = set()
     while True:
         with db.transaction(conn) as cur:
-            due = repo.due_emails(cur, limit=1)
+            due = repo.due_emails(cur, limit=1, skip=sorted(elsewhere))
             if not due:
                 return
             email = due[0]
-            status, error = _deliver(email, settings, recipients, sender)
-            repo.mark_email(
-                cur, incident_id=email.incident_id, kind=email.kind, status=status, error=error
+            if not recipients:
+                _record(cur, email, result, "failed", "QUALITY_RECIPIENTS is empty")
+                continue
+            claimed = delivery.claim(
+                cur,
+                key=f"incident/{email.incident_id}/{email.kind}",
+                domain=message.domain(settings.quality_sender),
+                lease=timedelta(seconds=settings.quality_email_lease_s),
+                sender=sender,
             )
-        metrics.EMAILS.labels(email.kind, status).inc()
-        if status == "sent":
-            result.emails_sent += 1
-        elif status == "failed":
-            result.emails_failed += 1
-        else:
-            return  # SES is away: the next run tries again
+            if claimed.state == "held":
+                elsewhere.add((email.incident_id, email.kind))
+                continue
+            if claimed.state != "claimed":  # a claim that died: resolved without a send
+                _record(cur, email, result, claimed.state, None)
+                continue
+        try:
+            msg = message.build(
+                email,
+                sender=settings.quality_sender,
+                recipients=recipients,
+                message_id=claimed.message_id,
+            )
+        except Exception:
+            with db.transaction(conn) as cur:
+                delivery.release(cur, claimed)  # nothing was sent
+            raise
+        try:
+            provider_id = sender.send(msg)
+        except SendError as exc:
+            with db.transaction(conn) as cur:
+                delivery.release(cur, claimed)  # not accepted: a later run claims it anew
+                if exc.transient and email.attempts + 1 < MAX_EMAIL_ATTEMPTS:
+                    log.warning("incident email deferred", extra={"code": exc.code})
+                    _record(cur, email, result, "pending", f"{exc.code}: transient")
+                    return  # SES is away: the next run tries again
+                _record(cur, email, result, "failed", exc.code)
+            continue
+        with db.transaction(conn) as cur:
+            delivery.confirm(cur, claimed, provider_id=provider_id)
+            _record(cur, email, result, "sent", None)
 
 
-def _deliver(
-    email: repo.DueEmail, settings: Settings, recipients: list[str], sender: Sender
-) -> tuple[str, str | None]:
-    if not recipients:
-        return "failed", "QUALITY_RECIPIENTS is empty"
-    try:
-        sender.send(message.build(email, sender=settings.quality_sender, recipients=recipients))
-    except SendError as exc:
-        if exc.transient and email.attempts + 1 < MAX_EMAIL_ATTEMPTS:
-            log.warning("incident email deferred", extra={"code": exc.code})
-            return "pending", f"{exc.code}: transient"
-        return "failed", exc.code
-    return "sent", None
+def _record(
+    cur: psycopg2.extensions.cursor,
+    email: repo.DueEmail,
+    result: RunResult,
+    status: str,
+    error: str | None,
+) -> None:
+    """Mark the incident's email and count it."""
+    repo.mark_email(cur, incident_id=email.incident_id, kind=email.kind, status=status, error=error)
+    metrics.EMAILS.labels(email.kind, status).inc()
+    if status == "sent":
+        result.emails_sent += 1
+    elif status == "failed":
+        result.emails_failed += 1
+    elif status == "unconfirmed":
+        result.emails_unconfirmed += 1

@@ -46,14 +46,22 @@ def body(email: DueEmail) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(email: DueEmail, *, sender: str, recipients: list[str]) -> EmailMessage:
-    """The MIME message (no personal data: bikes and figures only)."""
+def domain(sender: str) -> str:
+    """The domain of the sender's address (Message-IDs are made in it)."""
+    return sender.rpartition("@")[2] or "deloton.example"
+
+
+def build(
+    email: DueEmail, *, sender: str, recipients: list[str], message_id: str | None = None
+) -> EmailMessage:
+    """The MIME message (no personal data: bikes and figures only); `message_id` is the one
+    its delivery claim recorded (services.common.delivery)."""
     msg = EmailMessage()
     msg["Subject"] = subject(email)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "deloton.example")
+    msg["Message-ID"] = message_id or make_msgid(domain=domain(sender))
     msg["X-Deloton-Incident"] = f"{email.incident_id}/{email.kind}"
     msg.set_content(body(email))
     return msg

@@ -162,17 +162,23 @@ class DueEmail:
     attempts: int
 
 
-def due_emails(cur: Cursor, *, limit: int = 100) -> list[DueEmail]:
-    """Incident emails not sent yet (openings first, oldest first), locked for this run."""
+def due_emails(
+    cur: Cursor, *, limit: int = 100, skip: list[tuple[int, str]] | None = None
+) -> list[DueEmail]:
+    """Incident emails not sent yet (openings first, oldest first), locked for this run;
+    `skip` leaves out (incident_id, kind) pairs another run is sending."""
     cur.execute(
         """SELECT incident_id,
                   CASE WHEN opened_email = 'pending' THEN 'opened' ELSE 'cleared' END,
                   bike_serial, opened_at, cleared_at, score, worst_score, problems,
                   email_attempts
            FROM ops.bike_incidents
-           WHERE opened_email = 'pending' OR cleared_email = 'pending'
+           WHERE (opened_email = 'pending' OR cleared_email = 'pending')
+             AND (incident_id, CASE WHEN opened_email = 'pending' THEN 'opened'
+                                    ELSE 'cleared' END)
+                 NOT IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
            ORDER BY opened_at, incident_id LIMIT %s FOR UPDATE SKIP LOCKED""",
-        (limit,),
+        ([i for i, _ in skip or []], [k for _, k in skip or []], limit),
     )
     return [DueEmail(*r) for r in cur.fetchall()]
 
