@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from services.common.pool import Connection
+from services.common.pool import AsyncConnection, Connection
 from services.common.reads.rides import day_bounds
 
 LeaderboardBy = Literal["rides", "duration", "longest_ride", "max_power", "energy"]
@@ -62,16 +62,24 @@ _RIDER_COLUMNS = (
 )
 
 
+_RIDER = f"""
+    SELECT {_RIDER_COLUMNS} FROM daily.riders WHERE user_id = %(id)s
+    UNION ALL
+    SELECT {_RIDER_COLUMNS} FROM historical.riders h WHERE user_id = %(id)s
+      AND NOT EXISTS (SELECT 1 FROM daily.riders d WHERE d.user_id = %(id)s)
+    LIMIT 1
+"""
+
+
 def get_rider(conn: Connection, *, user_id: int) -> Rider | None:
     """The rider's current details, or None for an unknown rider."""
-    row = conn.execute(
-        f"""SELECT {_RIDER_COLUMNS} FROM daily.riders WHERE user_id = %(id)s
-            UNION ALL
-            SELECT {_RIDER_COLUMNS} FROM historical.riders h WHERE user_id = %(id)s
-              AND NOT EXISTS (SELECT 1 FROM daily.riders d WHERE d.user_id = %(id)s)
-            LIMIT 1""",
-        {"id": user_id},
-    ).fetchone()
+    row = conn.execute(_RIDER, {"id": user_id}).fetchone()
+    return Rider(**row) if row else None
+
+
+async def get_rider_async(conn: AsyncConnection, *, user_id: int) -> Rider | None:
+    """`get_rider` on an asyncio connection."""
+    row = await (await conn.execute(_RIDER, {"id": user_id})).fetchone()
     return Rider(**row) if row else None
 
 
@@ -109,7 +117,15 @@ _STATS = """
 
 def rider_stats(conn: Connection, *, user_id: int) -> RiderStats:
     """Number of rides, total riding time and average heart rate of a rider (zeros if none)."""
-    row = conn.execute(_STATS, {"id": user_id}).fetchone()
+    return _stats(conn.execute(_STATS, {"id": user_id}).fetchone())
+
+
+async def rider_stats_async(conn: AsyncConnection, *, user_id: int) -> RiderStats:
+    """`rider_stats` on an asyncio connection."""
+    return _stats(await (await conn.execute(_STATS, {"id": user_id})).fetchone())
+
+
+def _stats(row: dict[str, Any] | None) -> RiderStats:
     assert row is not None
     return RiderStats(
         rides=row["rides"],
