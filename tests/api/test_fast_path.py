@@ -13,7 +13,7 @@ from services.api.auth import KeyCache
 from services.api.main import create_app
 from services.common import pool
 from tests.api.conftest import LiveApi, api_settings, make_key, serving
-from tests.api.test_routes import audit_rows, psycopg_conn, rides  # noqa: F401  (fixture)
+from tests.api.test_routes import audit_rows, psycopg_conn, rides  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.postgres
 
@@ -40,7 +40,8 @@ PAIRS = [
 
 
 @pytest.mark.parametrize("scopes", ["read", "read,pii", None])
-def test_shortcut_answers_what_fastapi_answers(live_api: LiveApi, rides, scopes) -> None:  # noqa: F811
+@pytest.mark.usefixtures("rides")
+def test_shortcut_answers_what_fastapi_answers(live_api: LiveApi, scopes) -> None:
     with live_api.client(scopes) as c:
         for fast, slow in PAIRS:
             same(c.get(fast), c.get(slow))
@@ -49,16 +50,16 @@ def test_shortcut_answers_what_fastapi_answers(live_api: LiveApi, rides, scopes)
             assert c.get("/rider/1").json()["rides"] == 3
 
 
-def test_shortcut_reads_of_personal_data_are_audited(
-    live_api: LiveApi, rides, database_url
-) -> None:  # noqa: F811
+@pytest.mark.usefixtures("rides")
+def test_shortcut_reads_of_personal_data_are_audited(live_api: LiveApi, database_url) -> None:
     with live_api.client("read,pii") as c:
         assert c.get("/rider/1").json()["personal"]["first_name"] == "Ada"
         assert c.get("/rider/01").json()["personal"]["first_name"] == "Ada"
     assert [r["resource_id"] for r in audit_rows(database_url)] == ["1", "1"]
 
 
-def test_ids_out_of_range_still_refused(live_api: LiveApi, rides) -> None:  # noqa: F811
+@pytest.mark.usefixtures("rides")
+def test_ids_out_of_range_still_refused(live_api: LiveApi) -> None:
     with live_api.client() as c:
         for path in ("/ride/0", "/ride/9223372036854775808", "/ride/99999999999999999999",
                      "/rider/-1", "/ride/%C2%B9"):  # fmt: skip
@@ -75,7 +76,8 @@ class FakeClock:
         return self.now
 
 
-def test_revoked_key_works_at_most_the_cache_ttl(database_url: str, rides) -> None:  # noqa: F811
+@pytest.mark.usefixtures("rides")
+def test_revoked_key_works_at_most_the_cache_ttl(database_url: str) -> None:
     settings = api_settings(database_url, api_key_cache_s=5.0)
     app = create_app(settings)
     clock = FakeClock()

@@ -151,6 +151,21 @@ _RIDES_AGGREGATE: dict[str, str] = {
 }
 
 
+def all_time_query(by: LeaderboardBy) -> str:
+    """The all-time ranking: the first `limit` entries of the ranking column's index.
+
+    The ORDER BY must match the index exactly: `DESC NULLS LAST` on a column indexed `DESC`
+    (NULLS FIRST) made PostgreSQL sort all 100,000 riders on every call, although only
+    max_power can be null (the others are NOT NULL, so their order is the same).
+    """
+    column = _TOTALS_COLUMN[by]
+    nulls = " NULLS LAST" if by == "max_power" else ""
+    return f"""SELECT user_id, {column}::double precision AS value, rides
+               FROM historical.rider_totals
+               ORDER BY {column} DESC{nulls}, user_id
+               LIMIT %(limit)s"""
+
+
 # Whether any summary started since the day belongs to a deleted ride (a roll-up that raced
 # the DELETE; usually none).
 _TOMBSTONED_SINCE = """
@@ -173,11 +188,7 @@ def leaderboard(
     user_id; riders with no value (no power recorded) come last.
     """
     if since is None:
-        column = _TOTALS_COLUMN[by]
-        query = f"""SELECT user_id, {column}::double precision AS value, rides
-                    FROM historical.rider_totals
-                    ORDER BY {column} DESC NULLS LAST, user_id
-                    LIMIT %(limit)s"""
+        query = all_time_query(by)
         params: dict[str, Any] = {"limit": limit}
     else:
         params = {"since": day_bounds(since)[0], "limit": limit}
