@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.auth import KeyCache
+from services.api.cache import AnswerCache
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
 from services.api.routes import daily, export, fleet, health, riders, rides, stats
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
     )
     app.state.settings = settings
     app.state.keys = KeyCache(settings.api_key_cache_s)
+    app.state.boards = AnswerCache[object](settings.api_leaderboard_cache_s)
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
     app.state.metrics = Metrics()
     if readers is not None:

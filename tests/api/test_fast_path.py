@@ -109,3 +109,27 @@ def test_async_readers_cannot_write(database_url: str) -> None:
             await readers.close()
 
     asyncio.run(attempt())
+
+
+@pytest.mark.usefixtures("rides")
+def test_leaderboard_since_is_reused_but_shows_a_delete_through_the_api_at_once(
+    database_url: str,
+) -> None:
+    settings = api_settings(database_url, api_leaderboard_cache_s=3600.0)
+    token = make_key(database_url, "boards", "read,admin")
+    since = {"by": "rides", "since": "2026-11-20"}
+
+    def board(c: httpx.Client) -> list[tuple[int, float]]:
+        entries = c.get("/leaderboard", params=since).json()["entries"]
+        return [(e["user_id"], e["value"]) for e in entries]
+
+    headers = {"Authorization": f"Bearer {token}"}
+    with serving(settings) as url, httpx.Client(base_url=url, headers=headers) as c:
+        assert board(c) == [(1, 2.0), (2, 1.0)]
+        # A change the API did not make (a roll-up) shows within API_LEADERBOARD_CACHE_S.
+        with psycopg_conn(database_url) as w:
+            w.execute("UPDATE historical.rides SET user_id = 2 WHERE ride_id = 11")
+        assert board(c) == [(1, 2.0), (2, 1.0)]
+        assert c.get("/leaderboard", params={"by": "rides"}).json()["entries"][0]["user_id"] == 2
+        assert c.delete("/ride/12").status_code == 200
+        assert board(c) == [(2, 2.0)]

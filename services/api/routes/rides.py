@@ -123,6 +123,7 @@ def delete_ride(request: Request, ride_id: RideId, key: AdminKey) -> schemas.Del
         repository.audit(
             conn, key=key, action="delete", route="DELETE /ride/{ride_id}", resource_id=str(ride_id)
         )
+    request.app.state.boards.clear()  # this process's rankings show the deletion at once
     return schemas.DeletedRide(
         ride=ride_out(ride),
         summary_deleted=gone.summary,
