@@ -24,8 +24,13 @@ AsyncConnection = psycopg.AsyncConnection[dict[str, Any]]
 IDLE_CHECK_S = 1.0
 
 
-def _stamp_returned(conn: Connection) -> None:
-    """Remember when the connection went back to the pool."""
+def _stamp_returned(conn: Connection | AsyncConnection) -> None:
+    """Remember when the connection went back to the pool.
+
+    Called by this module's context managers as they give the connection back, not as the
+    pool's `reset` callback: with one, the pool hands every returned connection to a worker
+    (a queue and a thread or task wake-up per request) just to run it.
+    """
     conn._deloton_returned_at = time.monotonic()  # type: ignore[attr-defined]
 
 
@@ -58,7 +63,6 @@ def open_pool(
         # database is back. Only connections idle for a while pay the round trip of the check:
         # under load they come straight back and a ping per request would cost the API latency.
         check=_check_if_idle,
-        reset=_stamp_returned,
     )
     try:
         pool.open(wait=True, timeout=timeout_s)
@@ -72,18 +76,24 @@ def open_pool(
 def read_only(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
     """A pooled connection inside one READ ONLY transaction, returned to the pool after."""
     with pool.connection() as conn:
-        conn.read_only = True
-        with conn.transaction():
-            yield conn
+        try:
+            conn.read_only = True
+            with conn.transaction():
+                yield conn
+        finally:
+            _stamp_returned(conn)
 
 
 @contextmanager
 def read_write(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
     """A pooled connection inside one read-write transaction (the few writes readers make)."""
     with pool.connection() as conn:
-        conn.read_only = False  # the setting stays on a pooled connection: reset it
-        with conn.transaction():
-            yield conn
+        try:
+            conn.read_only = False  # the setting stays on a pooled connection: reset it
+            with conn.transaction():
+                yield conn
+        finally:
+            _stamp_returned(conn)
 
 
 @contextmanager
@@ -106,10 +116,6 @@ def read_only_connection(
 
 
 # --- asyncio ---------------------------------------------------------------------------------
-
-
-async def _stamp_returned_async(conn: AsyncConnection) -> None:
-    conn._deloton_returned_at = time.monotonic()  # type: ignore[attr-defined]
 
 
 async def _check_if_idle_async(conn: AsyncConnection) -> None:
@@ -148,7 +154,6 @@ async def open_async_pool(
         name=f"{application_name}-async",
         configure=_read_only_session,
         check=_check_if_idle_async,
-        reset=_stamp_returned_async,
     )
     try:
         await pool.open(wait=True, timeout=timeout_s)
@@ -162,4 +167,7 @@ async def open_async_pool(
 async def reading(pool: AsyncConnectionPool[AsyncConnection]) -> AsyncIterator[AsyncConnection]:
     """A pooled read-only connection (autocommit: a transaction per statement)."""
     async with pool.connection() as conn:
-        yield conn
+        try:
+            yield conn
+        finally:
+            _stamp_returned(conn)
