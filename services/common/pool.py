@@ -31,7 +31,7 @@ def _stamp_returned(conn: Connection | AsyncConnection) -> None:
     pool's `reset` callback: with one, the pool hands every returned connection to a worker
     (a queue and a thread or task wake-up per request) just to run it.
     """
-    conn._deloton_returned_at = time.monotonic()  # type: ignore[attr-defined]
+    conn._deloton_returned_at = time.monotonic()  # type: ignore[union-attr]
 
 
 def _check_if_idle(conn: Connection) -> None:
