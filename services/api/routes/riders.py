@@ -66,10 +66,9 @@ async def get_rider(request: Request, user_id: UserId, key: ReadKey) -> schemas.
     bracket instead). With it, all of them, and the read is written to the audit trail."""
     # One connection at a time (read, then the audit write): see deps.reading.
     async with reading_async(request) as conn:
-        rider = await riders.get_rider_async(conn, user_id=user_id)
-        if rider is None:
-            raise ApiError(404, "not_found", f"no rider {user_id}")
-        stats = await riders.rider_stats_async(conn, user_id=user_id)
+        rider, stats = await riders.rider_with_stats_async(conn, user_id=user_id)
+    if rider is None:
+        raise ApiError(404, "not_found", f"no rider {user_id}")
     age = age_on(rider.date_of_birth, datetime.now(UTC).date())
     personal = None
     if key.allows("pii"):

@@ -77,12 +77,6 @@ def get_rider(conn: Connection, *, user_id: int) -> Rider | None:
     return Rider(**row) if row else None
 
 
-async def get_rider_async(conn: AsyncConnection, *, user_id: int) -> Rider | None:
-    """`get_rider` on an asyncio connection."""
-    row = await (await conn.execute(_RIDER, {"id": user_id})).fetchone()
-    return Rider(**row) if row else None
-
-
 # Totals from the rider's summaries plus their rides still only in daily, whose figures are
 # computed as the ride reads compute them. Average heart rate weights each ride by its
 # readings with contact, so it is the average over all of them.
@@ -120,9 +114,15 @@ def rider_stats(conn: Connection, *, user_id: int) -> RiderStats:
     return _stats(conn.execute(_STATS, {"id": user_id}).fetchone())
 
 
-async def rider_stats_async(conn: AsyncConnection, *, user_id: int) -> RiderStats:
-    """`rider_stats` on an asyncio connection."""
-    return _stats(await (await conn.execute(_STATS, {"id": user_id})).fetchone())
+async def rider_with_stats_async(
+    conn: AsyncConnection, *, user_id: int
+) -> tuple[Rider | None, RiderStats]:
+    """`get_rider` and `rider_stats` in one round trip (psycopg's pipeline mode)."""
+    async with conn.pipeline():
+        rider = await conn.execute(_RIDER, {"id": user_id})
+        stats = await conn.execute(_STATS, {"id": user_id})
+        found = await rider.fetchone()
+        return (Rider(**found) if found else None), _stats(await stats.fetchone())
 
 
 def _stats(row: dict[str, Any] | None) -> RiderStats:
