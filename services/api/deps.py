@@ -16,6 +16,7 @@ from services.api import repository
 from services.api.auth import ApiKey, KeyCache, bearer_token, token_hash
 from services.api.errors import ApiError
 from services.api.ratelimit import RateLimiter, retry_after_header
+from services.api.routes.common import BIGINT_MAX
 from services.common import pool
 from services.common.pool import AsyncConnection, AsyncConnectionPool, Connection, ConnectionPool
 
@@ -117,8 +118,6 @@ def plain_id(text: str, *, minimum: int) -> int | None:
     value = int(text)
     return value if minimum <= value <= BIGINT_MAX else None
 
-
-BIGINT_MAX = 2**63 - 1
 
 # A route's shortcut for its most common request: given the request, its response, or None
 # to leave the request to FastAPI. See `ApiRoute`.
