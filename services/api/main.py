@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.auth import KeyCache
+from services.api.cache import AnswerCache
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
 from services.api.routes import daily, export, fleet, health, riders, rides, stats
@@ -34,7 +35,11 @@ def app_from_environment() -> FastAPI:
 
 
 def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None = None) -> FastAPI:
-    """The API. Without `readers` it opens its own pool at startup and closes it at shutdown."""
+    """The API. Without `readers` it opens its own pool at startup and closes it at shutdown.
+
+    Besides it, an asyncio pool of read-only connections (also `API_POOL_SIZE` at most) serves
+    the hot reads (`/ride/{id}`, `/rider/{id}`) and key lookups without a thread hop.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,8 +52,21 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
             timeout_s=5.0,
         )
         try:
+            app.state.async_pool = await pool.open_async_pool(
+                settings.require_database(),
+                min_size=min(2, settings.api_pool_size),
+                max_size=settings.api_pool_size,
+                application_name="deloton-api",
+                timeout_s=5.0,
+            )
+        except BaseException:
+            if own:
+                app.state.pool.close()
+            raise
+        try:
             yield
         finally:
+            await app.state.async_pool.close()
             if own:
                 app.state.pool.close()
 
@@ -62,9 +80,13 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        # FastAPI's own OpenTelemetry hooks: unused (Prometheus at /metrics), and asking
+        # whether they are configured cost every request a look at the environment.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.keys = KeyCache(settings.api_key_cache_s)
+    app.state.boards = AnswerCache[object](settings.api_leaderboard_cache_s)
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
     app.state.metrics = Metrics()
     if readers is not None:

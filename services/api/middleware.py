@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +55,21 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=self.registry,
         )
+        # Label lookups cost more than the increments: each (route, method, status) once.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def series(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram of a route, method and status."""
+        key = (route, method, status)
+        found = self._series.get(key)
+        if found is None:
+            found = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            if len(self._series) < 10_000:  # route templates and methods: few in practice
+                self._series[key] = found
+        return found
 
 
 class MetricsMiddleware:
@@ -78,10 +94,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_name(scope)
-            method = scope.get("method", "")
-            self.metrics.requests.labels(route, method, str(status["code"])).inc()
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            count, latency = self.metrics.series(
+                _route_name(scope), scope.get("method", ""), status["code"]
+            )
+            count.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 def _route_name(scope: Scope) -> str:

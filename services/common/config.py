@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     api_rate_limit_per_s: float = Field(default=50.0, ge=0)  # per key; 0 turns the limit off
     api_rate_limit_burst: int = Field(default=100, ge=1)  # requests a key may send at once
     api_key_cache_s: float = Field(default=5.0, ge=0)  # a revoked key works at most this long
+    # /leaderboard?since= answers are reused this long (a roll-up or DELETE shows within it).
+    api_leaderboard_cache_s: float = Field(default=5.0, ge=0)
 
     # Settings changed at run time (ops.settings, through the API): how often services read
     # them. The values above are the defaults a setting without a stored value keeps.

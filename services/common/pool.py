@@ -7,25 +7,31 @@ request borrows an open connection instead of paying a new one each time.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from services.common.config import ConfigError
 
 Connection = psycopg.Connection[dict[str, Any]]
+AsyncConnection = psycopg.AsyncConnection[dict[str, Any]]
 
 
 IDLE_CHECK_S = 1.0
 
 
-def _stamp_returned(conn: Connection) -> None:
-    """Remember when the connection went back to the pool."""
-    conn._deloton_returned_at = time.monotonic()  # type: ignore[attr-defined]
+def _stamp_returned(conn: Connection | AsyncConnection) -> None:
+    """Remember when the connection went back to the pool.
+
+    Called by this module's context managers as they give the connection back, not as the
+    pool's `reset` callback: with one, the pool hands every returned connection to a worker
+    (a queue and a thread or task wake-up per request) just to run it.
+    """
+    conn._deloton_returned_at = time.monotonic()  # type: ignore[union-attr]
 
 
 def _check_if_idle(conn: Connection) -> None:
@@ -57,7 +63,6 @@ def open_pool(
         # database is back. Only connections idle for a while pay the round trip of the check:
         # under load they come straight back and a ping per request would cost the API latency.
         check=_check_if_idle,
-        reset=_stamp_returned,
     )
     try:
         pool.open(wait=True, timeout=timeout_s)
@@ -71,18 +76,24 @@ def open_pool(
 def read_only(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
     """A pooled connection inside one READ ONLY transaction, returned to the pool after."""
     with pool.connection() as conn:
-        conn.read_only = True
-        with conn.transaction():
-            yield conn
+        try:
+            conn.read_only = True
+            with conn.transaction():
+                yield conn
+        finally:
+            _stamp_returned(conn)
 
 
 @contextmanager
 def read_write(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
     """A pooled connection inside one read-write transaction (the few writes readers make)."""
     with pool.connection() as conn:
-        conn.read_only = False  # the setting stays on a pooled connection: reset it
-        with conn.transaction():
-            yield conn
+        try:
+            conn.read_only = False  # the setting stays on a pooled connection: reset it
+            with conn.transaction():
+                yield conn
+        finally:
+            _stamp_returned(conn)
 
 
 @contextmanager
@@ -102,3 +113,61 @@ def read_only_connection(
             yield conn
     finally:
         conn.close()
+
+
+# --- asyncio ---------------------------------------------------------------------------------
+
+
+async def _check_if_idle_async(conn: AsyncConnection) -> None:
+    returned = getattr(conn, "_deloton_returned_at", None)
+    if returned is None or time.monotonic() - returned >= IDLE_CHECK_S:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+async def _read_only_session(conn: AsyncConnection) -> None:
+    # Every statement on these connections is its own read-only transaction.
+    await conn.execute("SET default_transaction_read_only = on")
+
+
+async def open_async_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    application_name: str = "deloton-reader",
+    timeout_s: float = 10.0,
+) -> AsyncConnectionPool[AsyncConnection]:
+    """A pool of read-only, autocommit dict-row connections for asyncio readers.
+
+    Each statement runs as its own READ ONLY transaction (the session default), so a read of
+    one statement is one round trip instead of three (BEGIN, the query, COMMIT). Statements
+    of one request each take their own snapshot, as they already did in a READ COMMITTED
+    transaction. Idle connections are checked like `open_pool`'s; ConfigError when unreachable.
+    """
+    pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"application_name": application_name, "row_factory": dict_row, "autocommit": True},
+        open=False,
+        timeout=timeout_s,
+        name=f"{application_name}-async",
+        configure=_read_only_session,
+        check=_check_if_idle_async,
+    )
+    try:
+        await pool.open(wait=True, timeout=timeout_s)
+    except Exception as exc:  # psycopg_pool.PoolTimeout and connection errors alike
+        await pool.close()
+        raise ConfigError(f"cannot open a PostgreSQL pool: {exc.__class__.__name__}") from exc
+    return pool
+
+
+@asynccontextmanager
+async def reading(pool: AsyncConnectionPool[AsyncConnection]) -> AsyncIterator[AsyncConnection]:
+    """A pooled read-only connection (autocommit: a transaction per statement)."""
+    async with pool.connection() as conn:
+        try:
+            yield conn
+        finally:
+            _stamp_returned(conn)

@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
@@ -45,10 +46,12 @@ def make_key(dsn: str, name: str, scopes: str) -> str:
 
 
 @contextlib.contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """uvicorn with the app in a thread of this process; yields its base URL."""
+def serving(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """uvicorn with the app (by default one made from `settings`) in a thread of this
+    process; yields its base URL."""
     port = infra.free_port()
-    server = uvicorn.Server(config(create_app(settings), host="127.0.0.1", port=port))
+    app = app if app is not None else create_app(settings)
+    server = uvicorn.Server(config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import pytest
 
 from services.api import auth
@@ -87,3 +91,64 @@ def test_every_route_refuses_unknown_query_parameters() -> None:
     routes = [r for router in routers if router for r in router.routes if isinstance(r, APIRoute)]
     assert len(routes) >= 10
     assert [r.path for r in routes if not isinstance(r, ApiRoute)] == []
+
+
+def test_answer_cache_reuses_an_answer_for_its_ttl_and_forgets_it_on_clear() -> None:
+    from services.api.cache import AnswerCache
+
+    now = [100.0]
+    cache: AnswerCache[int] = AnswerCache(5.0, clock=lambda: now[0])
+    calls: list[str] = []
+
+    def compute(value: int) -> Callable[[], int]:
+        def run() -> int:
+            calls.append("x")
+            return value
+
+        return run
+
+    assert cache.get("a", compute(1)) == 1
+    now[0] += 5.0
+    assert cache.get("a", compute(2)) == 1  # within the TTL: reused
+    assert cache.get("b", compute(3)) == 3  # another key
+    now[0] += 0.01
+    assert cache.get("a", compute(4)) == 4  # expired
+    cache.clear()
+    assert cache.get("a", compute(5)) == 5
+    assert len(calls) == 4
+    assert AnswerCache(0.0).get("a", compute(6)) == 6  # 0: never reused
+
+
+def test_answer_cache_computes_once_for_concurrent_requests_and_not_across_a_clear() -> None:
+    from services.api.cache import AnswerCache
+
+    def run(clear_meanwhile: bool) -> tuple[list[int], int]:
+        cache: AnswerCache[int] = AnswerCache(60.0)
+        started, release = threading.Event(), threading.Event()
+        calls: list[int] = []
+
+        def slow() -> int:
+            calls.append(1)
+            started.set()
+            release.wait(10)
+            return len(calls)
+
+        results: list[int] = []
+        first = threading.Thread(target=lambda: results.append(cache.get("k", slow)))
+        first.start()
+        assert started.wait(10)
+        second = threading.Thread(target=lambda: results.append(cache.get("k", slow)))
+        second.start()
+        while not any(g.locked() for g in cache._gates.values()):
+            time.sleep(0.001)
+        if clear_meanwhile:
+            cache.clear()  # e.g. a DELETE committed while the first computation ran
+        release.set()
+        first.join(10)
+        second.join(10)
+        return sorted(results), cache.get("k", slow)
+
+    # The second request waited for the first computation and took its answer.
+    assert run(clear_meanwhile=False) == ([1, 1], 1)
+    # After a clear the answer computed before it is neither kept nor handed to the waiter.
+    assert run(clear_meanwhile=True) == ([1, 2], 2)

@@ -92,3 +92,13 @@ def test_leaderboard_all_time_and_since_with_ties_by_user_id(conn, readers, comp
     with conn, conn.cursor() as cur:
         cur.execute("DELETE FROM historical.rides WHERE user_id = 1")
     assert [u for u, _ in board(by="rides")] == [2, 3]
+
+
+@pytest.mark.parametrize("by", ["rides", "duration", "longest_ride", "max_power", "energy"])
+def test_all_time_leaderboard_reads_the_first_entries_of_its_index(conn, by):
+    # With its ORDER BY not matching the index, PostgreSQL sorted every rider on every call.
+    with conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("EXPLAIN " + riders.all_time_query(by), {"limit": 10})
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    assert "Index" in plan and "rider_totals" in plan and "Sort" not in plan, plan

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import Path, Query
-from pydantic import BeforeValidator
+from fastapi import Path, Query, Response
+from pydantic import BaseModel, BeforeValidator
 
 from services.api import schemas
 from services.common.reads.rides import Ride
@@ -45,7 +45,7 @@ R = TypeVar("R")
 
 # Threads for route bodies: as many as Starlette's default thread limiter allows (40); each
 # waits on the database, and a pool of API_POOL_SIZE connections bounds the real concurrency.
-_ROUTE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="api-route")
+ROUTE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="api-route")
 
 
 def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -61,9 +61,14 @@ def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         call = functools.partial(contextvars.copy_context().run, route, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(_ROUTE_THREADS, call)
+        return await asyncio.get_running_loop().run_in_executor(ROUTE_THREADS, call)
 
     return run
+
+
+def json_response(model: BaseModel) -> Response:
+    """A response model as FastAPI would answer it for a route returning it (same bytes)."""
+    return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json")
 
 
 def ride_out(ride: Ride, readings: schemas.ReadingsPage | None = None) -> schemas.RideOut:

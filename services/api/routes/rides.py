@@ -4,17 +4,58 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from services.api import repository, schemas
-from services.api.deps import AdminKey, ApiRoute, ReadKey, get_pool, reading
+from services.api.deps import (
+    READ,
+    AdminKey,
+    ApiRoute,
+    ReadKey,
+    fast_path,
+    get_pool,
+    plain_id,
+    reading_async,
+)
 from services.api.errors import ApiError, documented
-from services.api.routes.common import RideId, ride_out, threaded
+from services.api.routes.common import RideId, json_response, ride_out, threaded
 from services.common import pool
 from services.common.reads import rides
 
 router = APIRouter(tags=["rides"], route_class=ApiRoute)
 READINGS_MAX = 1000
+
+
+async def _ride_fast(request: Request) -> Response | None:
+    """GET /ride/{id} without a query string (see deps.ApiRoute)."""
+    ride_id = plain_id(request.path_params["ride_id"], minimum=1)
+    if ride_id is None:
+        return None
+    await READ(request)
+    return json_response(await _read_ride(request, ride_id))
+
+
+async def _read_ride(
+    request: Request, ride_id: int, *, expanded: bool = False, after: int | None = None,
+    limit: int = 500,
+) -> schemas.RideOut:  # fmt: skip
+    items = None
+    async with reading_async(request) as conn:
+        ride = await rides.get_ride_async(conn, ride_id=ride_id)
+        if ride is None:
+            raise ApiError(404, "not_found", f"no ride {ride_id}")
+        if expanded:
+            items = await rides.ride_readings_async(
+                conn, ride_id=ride_id, after_elapsed_s=after, limit=limit
+            )
+    page = None
+    if items is not None:
+        page = schemas.ReadingsPage(
+            items=[schemas.ReadingOut(**vars(r)) for r in items],
+            limit=limit,
+            next_after=items[-1].elapsed_s if len(items) == limit else None,
+        )
+    return ride_out(ride, page)
 
 
 @router.get(
@@ -23,8 +64,8 @@ READINGS_MAX = 1000
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A ride and its summary",
 )
-@threaded
-def get_ride(
+@fast_path(_ride_fast)
+async def get_ride(
     request: Request,
     ride_id: RideId,
     _key: ReadKey,
@@ -40,21 +81,7 @@ def get_ride(
     ] = 500,
 ) -> schemas.RideOut:
     """Start, end (null while in progress), duration, rider, bike and summary of a ride."""
-    items = None
-    with reading(request) as conn:
-        ride = rides.get_ride(conn, ride_id=ride_id)
-        if ride is None:
-            raise ApiError(404, "not_found", f"no ride {ride_id}")
-        if expanded:
-            items = rides.ride_readings(conn, ride_id=ride_id, after_elapsed_s=after, limit=limit)
-    page = None
-    if items is not None:
-        page = schemas.ReadingsPage(
-            items=[schemas.ReadingOut(**vars(r)) for r in items],
-            limit=limit,
-            next_after=items[-1].elapsed_s if len(items) == limit else None,
-        )
-    return ride_out(ride, page)
+    return await _read_ride(request, ride_id, expanded=expanded, after=after, limit=limit)
 
 
 @router.get(
@@ -63,11 +90,12 @@ def get_ride(
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="How long a ride lasted",
 )
-@threaded
-def get_ride_duration(request: Request, ride_id: RideId, _key: ReadKey) -> schemas.RideDuration:
+async def get_ride_duration(
+    request: Request, ride_id: RideId, _key: ReadKey
+) -> schemas.RideDuration:
     """Seconds from start to end (to the latest reading while the ride is in progress)."""
-    with reading(request) as conn:
-        ride = rides.get_ride(conn, ride_id=ride_id)
+    async with reading_async(request) as conn:
+        ride = await rides.get_ride_async(conn, ride_id=ride_id)
     if ride is None:
         raise ApiError(404, "not_found", f"no ride {ride_id}")
     return schemas.RideDuration(
@@ -95,6 +123,7 @@ def delete_ride(request: Request, ride_id: RideId, key: AdminKey) -> schemas.Del
         repository.audit(
             conn, key=key, action="delete", route="DELETE /ride/{ride_id}", resource_id=str(ride_id)
         )
+    request.app.state.boards.clear()  # this process's rankings show the deletion at once
     return schemas.DeletedRide(
         ride=ride_out(ride),
         summary_deleted=gone.summary,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from services.common.pool import Connection
+from services.common.pool import AsyncConnection, Connection
 from services.common.reads.rides import day_bounds
 
 LeaderboardBy = Literal["rides", "duration", "longest_ride", "max_power", "energy"]
@@ -62,16 +62,18 @@ _RIDER_COLUMNS = (
 )
 
 
+_RIDER = f"""
+    SELECT {_RIDER_COLUMNS} FROM daily.riders WHERE user_id = %(id)s
+    UNION ALL
+    SELECT {_RIDER_COLUMNS} FROM historical.riders h WHERE user_id = %(id)s
+      AND NOT EXISTS (SELECT 1 FROM daily.riders d WHERE d.user_id = %(id)s)
+    LIMIT 1
+"""
+
+
 def get_rider(conn: Connection, *, user_id: int) -> Rider | None:
     """The rider's current details, or None for an unknown rider."""
-    row = conn.execute(
-        f"""SELECT {_RIDER_COLUMNS} FROM daily.riders WHERE user_id = %(id)s
-            UNION ALL
-            SELECT {_RIDER_COLUMNS} FROM historical.riders h WHERE user_id = %(id)s
-              AND NOT EXISTS (SELECT 1 FROM daily.riders d WHERE d.user_id = %(id)s)
-            LIMIT 1""",
-        {"id": user_id},
-    ).fetchone()
+    row = conn.execute(_RIDER, {"id": user_id}).fetchone()
     return Rider(**row) if row else None
 
 
@@ -109,7 +111,21 @@ _STATS = """
 
 def rider_stats(conn: Connection, *, user_id: int) -> RiderStats:
     """Number of rides, total riding time and average heart rate of a rider (zeros if none)."""
-    row = conn.execute(_STATS, {"id": user_id}).fetchone()
+    return _stats(conn.execute(_STATS, {"id": user_id}).fetchone())
+
+
+async def rider_with_stats_async(
+    conn: AsyncConnection, *, user_id: int
+) -> tuple[Rider | None, RiderStats]:
+    """`get_rider` and `rider_stats` in one round trip (psycopg's pipeline mode)."""
+    async with conn.pipeline():
+        rider = await conn.execute(_RIDER, {"id": user_id})
+        stats = await conn.execute(_STATS, {"id": user_id})
+        found = await rider.fetchone()
+        return (Rider(**found) if found else None), _stats(await stats.fetchone())
+
+
+def _stats(row: dict[str, Any] | None) -> RiderStats:
     assert row is not None
     return RiderStats(
         rides=row["rides"],
@@ -135,6 +151,21 @@ _RIDES_AGGREGATE: dict[str, str] = {
 }
 
 
+def all_time_query(by: LeaderboardBy) -> str:
+    """The all-time ranking: the first `limit` entries of the ranking column's index.
+
+    The ORDER BY must match the index exactly: `DESC NULLS LAST` on a column indexed `DESC`
+    (NULLS FIRST) made PostgreSQL sort all 100,000 riders on every call, although only
+    max_power can be null (the others are NOT NULL, so their order is the same).
+    """
+    column = _TOTALS_COLUMN[by]
+    nulls = " NULLS LAST" if by == "max_power" else ""
+    return f"""SELECT user_id, {column}::double precision AS value, rides
+               FROM historical.rider_totals
+               ORDER BY {column} DESC{nulls}, user_id
+               LIMIT %(limit)s"""
+
+
 # Whether any summary started since the day belongs to a deleted ride (a roll-up that raced
 # the DELETE; usually none).
 _TOMBSTONED_SINCE = """
@@ -157,11 +188,7 @@ def leaderboard(
     user_id; riders with no value (no power recorded) come last.
     """
     if since is None:
-        column = _TOTALS_COLUMN[by]
-        query = f"""SELECT user_id, {column}::double precision AS value, rides
-                    FROM historical.rider_totals
-                    ORDER BY {column} DESC NULLS LAST, user_id
-                    LIMIT %(limit)s"""
+        query = all_time_query(by)
         params: dict[str, Any] = {"limit": limit}
     else:
         params = {"since": day_bounds(since)[0], "limit": limit}

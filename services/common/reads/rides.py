@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from services.common.pool import Connection
+from services.common.pool import AsyncConnection, Connection
 
 # The summary columns, in the order both sources produce them.
 SUMMARY_FIELDS = (
@@ -188,6 +188,30 @@ def get_ride(conn: Connection, *, ride_id: int) -> Ride | None:
     return _ride(row) if row is not None else None
 
 
+async def get_ride_async(conn: AsyncConnection, *, ride_id: int) -> Ride | None:
+    """`get_ride` on an asyncio connection."""
+    cur = await conn.execute(_RIDE_BY_ID, {"id": ride_id})
+    row = await cur.fetchone()
+    return _ride(row) if row is not None else None
+
+
+_READINGS = """
+    SELECT x.elapsed_s, x.recorded_at, nullif(x.heart_rate, 0) AS heart_rate, x.rpm,
+           x.power, x.resistance
+    FROM daily.readings x
+    WHERE x.ride_id = %(id)s
+      AND x.elapsed_s > %(after)s
+      AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = %(id)s)
+    ORDER BY x.elapsed_s, x.recorded_at
+    LIMIT %(limit)s
+"""
+
+
+def _readings_params(ride_id: int, after_elapsed_s: int | None, limit: int) -> dict[str, int]:
+    after = _BEFORE_ANY if after_elapsed_s is None else after_elapsed_s
+    return {"id": ride_id, "after": after, "limit": limit}
+
+
 def ride_readings(
     conn: Connection, *, ride_id: int, after_elapsed_s: int | None = None, limit: int = 500
 ) -> list[Reading]:
@@ -195,22 +219,16 @@ def ride_readings(
 
     Empty for a deleted ride, and for a ride whose readings retention has dropped.
     """
-    rows = conn.execute(
-        """SELECT x.elapsed_s, x.recorded_at, nullif(x.heart_rate, 0) AS heart_rate, x.rpm,
-                  x.power, x.resistance
-           FROM daily.readings x
-           WHERE x.ride_id = %(id)s
-             AND x.elapsed_s > %(after)s
-             AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t WHERE t.ride_id = %(id)s)
-           ORDER BY x.elapsed_s, x.recorded_at
-           LIMIT %(limit)s""",
-        {
-            "id": ride_id,
-            "after": _BEFORE_ANY if after_elapsed_s is None else after_elapsed_s,
-            "limit": limit,
-        },
-    ).fetchall()
+    rows = conn.execute(_READINGS, _readings_params(ride_id, after_elapsed_s, limit)).fetchall()
     return [Reading(**row) for row in rows]
+
+
+async def ride_readings_async(
+    conn: AsyncConnection, *, ride_id: int, after_elapsed_s: int | None = None, limit: int = 500
+) -> list[Reading]:
+    """`ride_readings` on an asyncio connection."""
+    cur = await conn.execute(_READINGS, _readings_params(ride_id, after_elapsed_s, limit))
+    return [Reading(**row) for row in await cur.fetchall()]
 
 
 def _page(
