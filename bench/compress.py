@@ -320,23 +320,43 @@ def bench(server: str, workload: Workload, *, batch_rides: int = 1_000) -> dict[
     }
 
 
+STEPS = ("repair", "summarise", "refresh", "drop_partitions", "delete_rows", "riders", "rejects")
+
+
+def step_split(result: dict[str, Any]) -> str:
+    """Each step's time as work + pause (compress pauses only while ingest is active)."""
+    s, paused = result["seconds"], result.get("paused", {})
+    parts = []
+    for step in STEPS:
+        if step not in s:
+            continue
+        pause = paused.get(step, 0.0)
+        parts.append(f"{step} {s[step] - pause:.2f}" + (f"+{pause:.2f}" if pause else ""))
+    return ", ".join(parts)
+
+
 def report(figures: dict[str, Any]) -> str:
     """A few readable lines from the figures."""
     w, c, d = figures["workload"], figures["compress"], figures["retention_drop_vs_delete"]
     r = c["result"]
     s = r["seconds"]
+    paused = s.get("paused", 0.0)
     return "\n".join(
         [
             f"workload: {w['readings']:,} readings in {w['rides']:,} rides over {w['hours']} "
             f"hourly partitions (+{w['in_progress']} rides in progress); "
             f"generated in {figures['generate_s']} s",
-            f"compress: {c['wall_s']} s total: summarise {s['summarise']} s "
-            f"({r['rides_summarised']:,} rides, {r['summary_batches']} batches), "
-            f"drop {s['drop_partitions']} s ({r['partitions_dropped']} partitions, "
-            f"~{r['readings_dropped_estimate']:,} readings, "
-            f"{r['bytes_dropped'] / 2**20:.0f} MiB), delete {s['delete_rows']} s "
-            f"({r['rides_removed']:,} rides, {r['alerts_removed']:,} alerts), "
-            f"riders {s['riders']} s",
+            f"compress: {c['wall_s']} s total = work {s['total'] - paused:.2f} s + pauses "
+            f"{paused:.2f} s ({r['pauses']} pauses; {r['pauses_skipped']} not taken, ingest "
+            f"idle)",
+            f"  by step, work+pause s: {step_split(r)}",
+            f"  summarise: {r['rides_summarised']:,} rides, {r['summary_batches']} batches; "
+            f"drop: {r['partitions_dropped']} partitions (~{r['readings_dropped_estimate']:,} "
+            f"readings, {r['bytes_dropped'] / 2**20:.0f} MiB; {r['partitions_retried']} "
+            f"dropped on a second try, {r['partitions_busy']} left busy, "
+            f"{r['partitions_kept_unsettled']} kept unsettled); delete: "
+            f"{r['readings_deleted']:,} readings row by row, {r['rides_removed']:,} rides, "
+            f"{r['alerts_removed']:,} alerts",
             f"python RSS: {c['rss_before_mb']} MiB before, {c['rss_after_mb']} MiB after, "
             f"peak {c['peak_rss_mb']} MiB",
             f"retention, {d['partitions_each']} partitions each way: plain DELETE of "
@@ -344,8 +364,6 @@ def report(figures: dict[str, Any]) -> str:
             f"DROP of {d['drop_rows']:,} readings {d['drop_s']} s "
             f"({_per_m(d['delete_s'] + d['vacuum_s'], d['delete_rows']):.3f} vs "
             f"{_per_m(d['drop_s'], d['drop_rows']):.4f} s per million readings)",
-            f"(compress's drop step, with its per-partition checks and concurrent detach: "
-            f"{s['drop_partitions']} s for {r['partitions_dropped']} partitions)",
         ]
     )
 
@@ -395,6 +413,12 @@ def result_figures(figures: dict[str, Any]) -> list[results.Figure]:
         results.Figure(
             "summarise + retention", c["wall_s"], "s", target=TARGET_S, higher_is_better=False,
             note=f"{readings:,} readings in {figures['workload']['rides']:,} rides",
+        ),
+        results.Figure(
+            "of which pausing for ingest", c["result"]["seconds"].get("paused", 0.0), "s",
+            higher_is_better=False,
+            note=f"{c['result']['pauses']} pauses, {c['result']['pauses_skipped']} not taken "
+            "(ingest idle)",
         ),
         results.Figure("python peak RSS", c["peak_rss_mb"], "MiB", higher_is_better=False),
         results.Figure(

@@ -37,6 +37,16 @@ DROP_LOCK_TIMEOUT_MS = 2000
 DETACH_LOCK_TIMEOUT_MS = 10_000
 DROP_ATTEMPTS = 3
 REJECTS_BATCH = 10_000
+# A partition found locked is tried again after the others, for up to this long in all, every
+# BUSY_RETRY_INTERVAL_S. Autovacuum vacuums and analyses each partition once its rows are in
+# (a second or so each, in the order compress drops them), so the lock a run sees is most
+# often autovacuum's, gone a moment later; a reader's long query is still there at the end.
+BUSY_RETRY_S = 5.0
+BUSY_RETRY_INTERVAL_S = 0.2
+# Compress pauses (COMPRESS_PAUSE_RATIO) only while ingest is active: it stored offsets within
+# the last INGEST_ACTIVE_S. Ingest commits every fraction of a second while it has messages;
+# when it has none there is nobody to leave the cores to.
+INGEST_ACTIVE_S = 5.0
 
 
 @dataclass
@@ -67,7 +77,11 @@ class CompressResult:
     alert_counts_updated: int = 0
     riders_removed: int = 0
     rejects_purged: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
+    partitions_retried: int = 0  # found locked, removed when tried again after the others
+    pauses: int = 0  # pauses taken after a batch, ingest being active
+    pauses_skipped: int = 0  # pauses not taken: ingest made no progress (nobody to yield to)
+    seconds: dict[str, float] = field(default_factory=dict)  # each step's, pauses included
+    paused: dict[str, float] = field(default_factory=dict)  # of which pausing, by step
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +129,7 @@ class _Job:
         self.started_db: datetime | None = None  # the database's clock when the run began
         self._batch_started: float | None = None  # when the batch now running began
         self.hidden: list[repo.Partition] = []  # detached (or pending) with readings unsettled
+        self._step = ""  # the step now running (pauses are accounted to it)
 
     def run(self) -> CompressResult:
         started = time.perf_counter()
@@ -151,6 +166,7 @@ class _Job:
     def _timed(self, name: str, step: Callable[[], None]) -> None:
         t0 = time.perf_counter()
         self._batch_started = t0
+        self._step = name
         step()
         self.result.seconds[name] = round(time.perf_counter() - t0, 3)
 
@@ -231,45 +247,79 @@ class _Job:
         return self.cfg.compress_batch_rides
 
     def _yield(self) -> None:
-        """Pause after a batch for COMPRESS_PAUSE_RATIO times as long as it took.
+        """Pause after a batch for COMPRESS_PAUSE_RATIO times as long as it took, while ingest
+        is active.
 
         Ingest keeps both cores of a small host busy; a batch that ran flat out took that
         time from it. Pausing bounds the share of CPU and I/O compress takes while it runs.
+        With ingest idle (no offsets stored for INGEST_ACTIVE_S) there is nobody to leave the
+        cores to, and the batch is not followed by a pause. Must be called outside any
+        transaction.
         """
         now = time.perf_counter()
         started = self._batch_started
         self._batch_started = now
         if started is None or self.cfg.compress_pause_ratio <= 0:
             return
+        if not self._ingest_active():
+            self.result.pauses_skipped += 1
+            self._batch_started = time.perf_counter()
+            return
         pause = (now - started) * self.cfg.compress_pause_ratio
+        self.result.pauses += 1
         self.result.seconds["paused"] = round(self.result.seconds.get("paused", 0.0) + pause, 3)
+        self.result.paused[self._step] = round(self.result.paused.get(self._step, 0.0) + pause, 3)
         time.sleep(pause)
         self._batch_started = time.perf_counter()
+
+    def _ingest_active(self) -> bool:
+        with transaction(self.conn) as cur:
+            return repo.ingest_active(cur, within_s=INGEST_ACTIVE_S)
 
     def drop_partitions(self) -> None:
         """Drop each hourly partition wholly before the cutoff whose readings are all counted.
 
         A partition is detached CONCURRENTLY, checked again, then dropped: ingest's COPY never
         waits for it. What an interrupted run left is settled first, by repair_detached.
+        One found locked is tried again once the others are done (see BUSY_RETRY_S) and left
+        for the next run only if it is still locked then: its readings stay in daily until
+        it goes, so giving up at once would leave the hour's rides and readings for a day.
         """
         with transaction(self.conn) as cur:
             candidates = repo.partitions_older_than(cur, cutoff=self.cutoff)
-        for part in candidates:
-            # Checked before detaching, so a partition kept for an unsettled ride is never
-            # detached; checked again once detached, since ingest may have written meanwhile.
-            with transaction(self.conn) as cur:
-                if repo.partition_holds_unsettled(cur, partition=part):
-                    self.result.partitions_kept_unsettled += 1
-                    self._yield()
-                    continue
+        held = [part for part in candidates if not self._remove(part, last_try=False)]
+        retried, busy_before = len(held), self.result.partitions_busy
+        deadline = time.perf_counter() + BUSY_RETRY_S
+        while held:
+            last_try = time.perf_counter() >= deadline
+            if not last_try:
+                time.sleep(BUSY_RETRY_INTERVAL_S)  # waiting for a lock, not work: no pause
+                self._batch_started = time.perf_counter()
+            held = [part for part in held if not self._remove(part, last_try=last_try)]
+        self.result.partitions_retried += retried - (self.result.partitions_busy - busy_before)
+
+    def _remove(self, part: repo.Partition, *, last_try: bool) -> bool:
+        """Remove one partition, or count why not; False if it is locked and not last_try."""
+        # Checked before detaching, so a partition kept for an unsettled ride is never
+        # detached; checked again once detached, since ingest may have written meanwhile.
+        with transaction(self.conn) as cur:
+            unsettled = repo.partition_holds_unsettled(cur, partition=part)
+            if not unsettled:
                 size = repo.partition_size(cur, partition=part)
                 free = repo.partition_is_free(cur, partition=part)
-            outcome = self._detach(part) if free else "busy"
-            if outcome == "detached":
-                self.hook("detach_partition", size.rows_estimate)
-                outcome = self._settle_detached(part)
-            self._count(part, outcome, size)
+        if unsettled:
+            self.result.partitions_kept_unsettled += 1
             self._yield()
+            return True
+        if not free and not last_try:
+            return False
+        outcome = self._detach(part) if free else "busy"
+        if outcome == "detached":
+            self.hook("detach_partition", size.rows_estimate)
+            outcome = self._settle_detached(part)
+        self._count(part, outcome, size)
+        self._yield()
+        return True
 
     def _count(self, part: repo.Partition, outcome: str, size: repo.PartitionSize) -> None:
         if outcome == "dropped":

@@ -238,6 +238,22 @@ def insert_ride_summaries(cur: Cursor, *, batch: RideBatch) -> int:
     return cur.rowcount
 
 
+def ingest_active(cur: Cursor, *, within_s: float) -> bool:
+    """True when ingest stored offsets within the last `within_s` seconds.
+
+    Ingest stores its next offsets (updated_at = its transaction's start) with every batch it
+    commits, and only when it has read something: they stand still while it has nothing to
+    read, or is down.
+    """
+    cur.execute(
+        """SELECT EXISTS (SELECT 1 FROM daily.ingest_offsets
+                          WHERE updated_at > clock_timestamp() - make_interval(secs => %s))""",
+        (within_s,),
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def database_now(cur: Cursor) -> datetime:
     """The database's clock (what summarised_at is stamped with)."""
     cur.execute("SELECT clock_timestamp()")
@@ -409,15 +425,31 @@ def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
     """True when the partition has a reading no summary counts, of a ride still in daily.
 
     A reading is counted once its ride is tombstoned, or summarised up to its elapsed second
-    (last_elapsed_s). Driven from the daily rides whose readings can lie in the partition
-    (started before it ends, and the bike's next ride did not start before it begins),
-    probing the partition's primary key (ride_id, elapsed_s) for each. Readings whose ride
-    row is gone are leftovers of rides already removed, and do not count.
+    (last_elapsed_s). Only rides whose readings can lie in the partition count (started
+    before it ends, and the bike's next ride did not start before it begins). Readings whose
+    ride row is gone are leftovers of rides already removed, and do not count.
+
+    Driven from the partition's rides: a walk down its primary key (ride_id, elapsed_s)
+    takes each ride's highest elapsed second, one index probe per ride, and only those are
+    compared with the summaries. Joining the rides to the partition instead read every
+    reading of it (a merge join over the whole index, 0.15 s for 200,000 readings, twice
+    per partition removed).
     """
     cur.execute(
         sql.SQL(
-            """SELECT EXISTS (
-                   SELECT 1 FROM daily.rides d
+            """WITH RECURSIVE last_of AS (
+                   (SELECT p.ride_id, p.elapsed_s FROM {part} p
+                    ORDER BY p.ride_id DESC, p.elapsed_s DESC LIMIT 1)
+                   UNION ALL
+                   SELECT x.ride_id, x.elapsed_s FROM last_of l
+                   CROSS JOIN LATERAL (SELECT p.ride_id, p.elapsed_s FROM {part} p
+                                       WHERE p.ride_id < l.ride_id
+                                       ORDER BY p.ride_id DESC, p.elapsed_s DESC
+                                       LIMIT 1) x
+               )
+               SELECT EXISTS (
+                   SELECT 1 FROM last_of l
+                   JOIN daily.rides d ON d.ride_id = l.ride_id
                    LEFT JOIN historical.rides h ON h.ride_id = d.ride_id
                    WHERE d.started_at < %(end)s
                      AND NOT EXISTS (SELECT 1 FROM daily.rides n
@@ -426,10 +458,8 @@ def partition_holds_unsettled(cur: Cursor, *, partition: Partition) -> bool:
                                        AND n.started_at <= %(start)s)
                      AND NOT EXISTS (SELECT 1 FROM historical.deleted_rides t
                                      WHERE t.ride_id = d.ride_id)
-                     AND EXISTS (SELECT 1 FROM {part} p
-                                 WHERE p.ride_id = d.ride_id
-                                   AND (h.ride_id IS NULL OR p.elapsed_s
-                                        > coalesce(h.last_elapsed_s, -2147483648))))"""
+                     AND (h.ride_id IS NULL
+                          OR l.elapsed_s > coalesce(h.last_elapsed_s, -2147483648)))"""
         ).format(part=sql.Identifier("daily", partition.name)),
         {"start": partition.start, "end": partition.end},
     )
