@@ -124,15 +124,23 @@ def build_message(
     return build_mime(alert, sender=sender, recipient=recipient, reply_to=reply_to)
 
 
-def _build_raw(
+def _headers(
     alert: PendingAlert, *, sender: str, recipient: str, reply_to: str | None
-) -> RawEmail:
+) -> dict[str, str]:
+    """The message's own headers, in order, whichever way it is written."""
     headers = {"Subject": subject(alert), "From": sender, "To": recipient}
     if reply_to:
         headers["Reply-To"] = reply_to
     headers["Date"] = format_datetime(datetime.now(UTC))
-    headers["Message-ID"] = make_msgid(f"alert-{alert.ride_id}-{alert.episode}", _domain(sender))
+    headers["Message-ID"] = make_msgid(f"alert-{alert.ride_id}-{alert.episode}", domain(sender))
     headers["X-Deloton-Alert"] = f"{alert.ride_id}/{alert.episode}"
+    return headers
+
+
+def _build_raw(
+    alert: PendingAlert, *, sender: str, recipient: str, reply_to: str | None
+) -> RawEmail:
+    headers = _headers(alert, sender=sender, recipient=recipient, reply_to=reply_to)
     # "=_" never occurs in quoted-printable text, so the boundary cannot clash with a body.
     boundary = f"=_alert_{secrets.token_hex(8)}"
     head = "".join(f"{k}: {v}\n" for k, v in headers.items())
@@ -167,18 +175,15 @@ def build_mime(
     """The same message through the `email` package, which encodes (or refuses) addresses
     the fast path does not write itself."""
     msg = EmailMessage()
-    msg["Subject"] = subject(alert)
-    msg["From"] = sender
-    msg["To"] = recipient
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(f"alert-{alert.ride_id}-{alert.episode}", _domain(sender))
-    msg["X-Deloton-Alert"] = f"{alert.ride_id}/{alert.episode}"
+    for name, value in _headers(
+        alert, sender=sender, recipient=recipient, reply_to=reply_to
+    ).items():
+        msg[name] = value
     msg.set_content(text_body(alert))
     msg.add_alternative(html_body(alert), subtype="html")
     return msg
 
 
-def _domain(address: str) -> str:
+def domain(address: str) -> str:
+    """The domain of a sender's address, for the Message-IDs made in it."""
     return address.rpartition("@")[2].strip("> ") or "deloton.example"

@@ -23,22 +23,14 @@ class KeyRecord:
     revoked_at: datetime | None
 
 
-_FIND_KEY = """
-    SELECT key_id, name, prefix, scopes FROM api.keys WHERE token_hash = %s AND revoked_at IS NULL
-"""
-
-
-def find_key(conn: Connection, *, token_hash: bytes) -> ApiKey | None:
-    """The active key with this token hash, or None (unknown or revoked)."""
-    return _key(conn.execute(_FIND_KEY, (token_hash,)).fetchone())
-
-
 async def find_key_async(conn: AsyncConnection, *, token_hash: bytes) -> ApiKey | None:
-    """`find_key` on an asyncio connection."""
-    return _key(await (await conn.execute(_FIND_KEY, (token_hash,))).fetchone())
-
-
-def _key(row: dict[str, Any] | None) -> ApiKey | None:
+    """The active key with this token hash, or None (unknown or revoked)."""
+    cur = await conn.execute(
+        """SELECT key_id, name, prefix, scopes FROM api.keys
+           WHERE token_hash = %s AND revoked_at IS NULL""",
+        (token_hash,),
+    )
+    row = await cur.fetchone()
     if row is None:
         return None
     return ApiKey(row["key_id"], row["name"], row["prefix"], frozenset(row["scopes"]))

@@ -34,10 +34,15 @@ def _stamp_returned(conn: Connection | AsyncConnection) -> None:
     conn._deloton_returned_at = time.monotonic()  # type: ignore[union-attr]
 
 
+def _idle(conn: Connection | AsyncConnection) -> bool:
+    """Whether the connection sat in the pool for IDLE_CHECK_S or longer (or is new)."""
+    returned = getattr(conn, "_deloton_returned_at", None)
+    return returned is None or time.monotonic() - returned >= IDLE_CHECK_S
+
+
 def _check_if_idle(conn: Connection) -> None:
     """Ping a connection that sat idle for IDLE_CHECK_S or longer; the pool replaces it on error."""
-    returned = getattr(conn, "_deloton_returned_at", None)
-    if returned is None or time.monotonic() - returned >= IDLE_CHECK_S:
+    if _idle(conn):
         ConnectionPool.check_connection(conn)
 
 
@@ -119,8 +124,7 @@ def read_only_connection(
 
 
 async def _check_if_idle_async(conn: AsyncConnection) -> None:
-    returned = getattr(conn, "_deloton_returned_at", None)
-    if returned is None or time.monotonic() - returned >= IDLE_CHECK_S:
+    if _idle(conn):
         await AsyncConnectionPool.check_connection(conn)
 
 

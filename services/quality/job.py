@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg2.extensions
 
+from services.alerts import message as alert_message
 from services.alerts.sender import Sender, SendError, sender_factory
 from services.common import db, delivery, runtime, runtime_store
 from services.common.config import Settings
@@ -151,7 +152,7 @@ def send_due(
             claimed = delivery.claim(
                 cur,
                 key=f"incident/{email.incident_id}/{email.kind}",
-                domain=message.domain(settings.quality_sender),
+                domain=alert_message.domain(settings.quality_sender),
                 lease=timedelta(seconds=settings.quality_email_lease_s),
                 sender=sender,
             )

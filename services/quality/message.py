@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 from services.quality.detectors import LIMITS
 from services.quality.repository import DueEmail
@@ -46,14 +46,7 @@ def body(email: DueEmail) -> str:
     return "\n".join(lines) + "\n"
 
 
-def domain(sender: str) -> str:
-    """The domain of the sender's address (Message-IDs are made in it)."""
-    return sender.rpartition("@")[2] or "deloton.example"
-
-
-def build(
-    email: DueEmail, *, sender: str, recipients: list[str], message_id: str | None = None
-) -> EmailMessage:
+def build(email: DueEmail, *, sender: str, recipients: list[str], message_id: str) -> EmailMessage:
     """The MIME message (no personal data: bikes and figures only); `message_id` is the one
     its delivery claim recorded (services.common.delivery)."""
     msg = EmailMessage()
@@ -61,7 +54,7 @@ def build(
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = message_id or make_msgid(domain=domain(sender))
+    msg["Message-ID"] = message_id
     msg["X-Deloton-Incident"] = f"{email.incident_id}/{email.kind}"
     msg.set_content(body(email))
     return msg

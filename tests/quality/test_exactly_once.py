@@ -17,9 +17,8 @@ import pytest
 from services.alerts.sender import OutboxSender
 from services.common.config import Settings
 from services.quality import job
-from tests.alerts.support import Ses
 from tests.compress.builders import add_rider, at
-from tests.quality.test_job import NOW, OPS, SENDER, incidents, ride_window
+from tests.quality.test_job import NOW, incidents, quality_settings, ride_window, ses_for_ops
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +46,11 @@ def killed_run(settings: Settings, now: datetime, transport: str, when: str) -> 
 def test_a_run_killed_after_ses_accepted_never_sends_the_email_again(
     conn: psycopg2.extensions.connection, database_url: str, moto_url: str, tmp_path: Path
 ) -> None:
-    ses = Ses(moto_url)
-    ses.reset()
-    ses.verify(SENDER)
+    ses = ses_for_ops(moto_url)
     # A lease of 0: the killed run's claim has run out by the time the next run looks.
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=database_url, ses_endpoint_url=moto_url,
-        email_outbox_dir=tmp_path / "outbox", quality_window_s=300, quality_recipients=OPS,
-        quality_sender=SENDER, quality_email_lease_s=0,
+    settings = quality_settings(
+        database_url, ses_endpoint_url=moto_url, email_outbox_dir=tmp_path / "outbox",
+        quality_email_lease_s=0,
     )  # fmt: skip
     with conn, conn.cursor() as cur:
         add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
@@ -86,11 +82,7 @@ def test_the_outbox_tells_whether_a_killed_run_delivered(
     """The outbox keeps what it accepted: the next run finds the email there (`after`) and
     records it sent, or does not (`before`) and sends it. Either way one email."""
     outbox = tmp_path / "outbox"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=database_url, email_outbox_dir=outbox,
-        quality_window_s=300, quality_recipients=OPS, quality_sender=SENDER,
-        quality_email_lease_s=0,
-    )  # fmt: skip
+    settings = quality_settings(database_url, email_outbox_dir=outbox, quality_email_lease_s=0)
     with conn, conn.cursor() as cur:
         add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
         ride_window(cur, 100, NOW, bad="SN0004")
@@ -113,10 +105,7 @@ def test_an_email_another_run_is_sending_is_left_to_it(
     from services.common import delivery
 
     outbox = tmp_path / "outbox"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=database_url, email_outbox_dir=outbox,
-        quality_window_s=300, quality_recipients=OPS, quality_sender=SENDER,
-    )  # fmt: skip
+    settings = quality_settings(database_url, email_outbox_dir=outbox)
     with conn, conn.cursor() as cur:
         add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
         ride_window(cur, 100, NOW, bad="SN0001")

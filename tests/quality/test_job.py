@@ -23,6 +23,22 @@ SENDER = "fleet-health@deloton.example"
 BIKES = ("SN0001", "SN0002", "SN0003", "SN0004")
 
 
+def quality_settings(database_url: str, **extra: object) -> Settings:
+    """The settings of a fleet health run on this test's database, sending to OPS."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=database_url, quality_window_s=300,
+        quality_recipients=OPS, quality_sender=SENDER, **extra,
+    )  # fmt: skip
+
+
+def ses_for_ops(moto_url: str) -> Ses:
+    """Moto's SES emptied, with the fleet health sender verified."""
+    ses = Ses(moto_url)
+    ses.reset()
+    ses.verify(SENDER)
+    return ses
+
+
 def ride_window(cur: psycopg2.extensions.cursor, first_ride: int, end: object, *, bad: str) -> None:
     """Five minutes of readings on every bike up to `end`; `bad` loses heart-rate contact."""
     for i, bike in enumerate(BIKES):
@@ -55,13 +71,8 @@ def test_an_incident_emails_ops_once_stays_flagged_and_emails_its_recovery(
     moto_url: str,
     live_api: LiveApi,
 ) -> None:
-    ses = Ses(moto_url)
-    ses.reset()
-    ses.verify(SENDER)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=database_url, ses_endpoint_url=moto_url,
-        quality_window_s=300, quality_recipients=OPS, quality_sender=SENDER,
-    )  # fmt: skip
+    ses = ses_for_ops(moto_url)
+    settings = quality_settings(database_url, ses_endpoint_url=moto_url)
     with conn, conn.cursor() as cur:
         add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
         ride_window(cur, 100, NOW, bad="SN0002")
@@ -110,10 +121,8 @@ def test_an_ses_outage_leaves_the_email_due_for_the_next_run(
 ) -> None:
     ses = Ses(moto_url)
     ses.reset()
-    unreachable = Settings(  # type: ignore[call-arg]  (nothing listens on port 9: transient)
-        _env_file=None, database_url=database_url, ses_endpoint_url="http://127.0.0.1:9",
-        quality_window_s=300, quality_recipients=OPS, quality_sender=SENDER,
-    )  # fmt: skip
+    # Nothing listens on port 9: a transient failure.
+    unreachable = quality_settings(database_url, ses_endpoint_url="http://127.0.0.1:9")
     with conn, conn.cursor() as cur:
         add_rider(cur, 1, details_at=at("2026-11-20 08:00:00"))
         ride_window(cur, 100, NOW, bad="SN0003")

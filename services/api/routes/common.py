@@ -45,7 +45,7 @@ R = TypeVar("R")
 
 # Threads for route bodies: as many as Starlette's default thread limiter allows (40); each
 # waits on the database, and a pool of API_POOL_SIZE connections bounds the real concurrency.
-ROUTE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="api-route")
+_ROUTE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="api-route")
 
 
 def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -61,7 +61,7 @@ def threaded(route: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         call = functools.partial(contextvars.copy_context().run, route, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(ROUTE_THREADS, call)
+        return await asyncio.get_running_loop().run_in_executor(_ROUTE_THREADS, call)
 
     return run
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
@@ -21,7 +20,6 @@ from services.api.deps import (
 )
 from services.api.errors import ApiError, documented
 from services.api.routes.common import (
-    ROUTE_THREADS,
     Limit,
     Offset,
     UserId,
@@ -46,6 +44,7 @@ async def _rider_fast(request: Request) -> Response | None:
     return json_response(await get_rider(request, user_id, key))
 
 
+@threaded
 def _audit_pii_read(request: Request, key: ApiKey, user_id: int) -> None:
     with pool.read_write(get_pool(request)) as wconn:
         repository.audit(
@@ -74,9 +73,7 @@ async def get_rider(request: Request, user_id: UserId, key: ReadKey) -> schemas.
     if key.allows("pii"):
         # Audited before the data leaves: no audit row, no personal data. A write, so on the
         # read-write pool, in a thread: only reads with the pii scope pay the hop.
-        await asyncio.get_running_loop().run_in_executor(
-            ROUTE_THREADS, _audit_pii_read, request, key, user_id
-        )
+        await _audit_pii_read(request, key, user_id)
         personal = schemas.PersonalDetails(
             title=rider.title,
             first_name=rider.first_name,
