@@ -52,3 +52,15 @@ def test_settings_are_admin_only_validated_and_every_change_is_audited(live_api:
     ]
     assert all(c["key_name"] == "key-read,admin" and c["at"] for c in changes)
     assert [c["new_value"] for c in episode_only.json()["changes"]] == [6, 5]
+
+
+def test_a_setting_name_with_control_characters_is_refused_not_a_server_error(
+    live_api: LiveApi,
+) -> None:
+    """A NUL reached PostgreSQL, which refuses it in a string: a 500 (found by schemathesis)."""
+    with live_api.client("read,admin") as admin:
+        for name in ("\x00", "alert\x00episode", "tab\there"):
+            refused = admin.get("/settings/audit", params={"name": name})
+            assert refused.status_code == 422, (name, refused.text)
+            assert refused.headers["content-type"].startswith("application/json")
+            assert refused.json()["code"]

@@ -22,6 +22,9 @@ PAGE_MAX = 500
 OFFSET_MAX = 100_000
 RideId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="ride id", examples=[42])]
 UserId = Annotated[int, Path(ge=0, le=BIGINT_MAX, description="rider's user_id", examples=[5124])]
+# Free text a client sends (a city, a bike serial, a setting's name): no control characters,
+# which PostgreSQL refuses (NUL) or a log would carry; 422 like any other invalid parameter.
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]+$"
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")]
 _ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d\Z", re.ASCII)

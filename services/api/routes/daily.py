@@ -11,7 +11,7 @@ from services.api import schemas
 from services.api.cache import AnswerCache
 from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import documented
-from services.api.routes.common import Day, Limit, Offset, page_of, threaded
+from services.api.routes.common import PLAIN_TEXT, Day, Limit, Offset, page_of, threaded
 from services.common.reads import riders, rides
 
 router = APIRouter(tags=["rides"], route_class=ApiRoute)
@@ -97,7 +97,7 @@ def get_city(
         Path(
             min_length=1,
             max_length=100,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
+            pattern=PLAIN_TEXT,
             description="case- and accent-insensitive",
             examples=["Leeds"],
         ),

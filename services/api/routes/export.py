@@ -12,12 +12,11 @@ from fastapi.responses import StreamingResponse
 from services.api import repository
 from services.api.deps import AdminKey, ApiRoute, get_pool
 from services.api.errors import ApiError, documented
-from services.api.routes.common import IsoDatetime, threaded
+from services.api.routes.common import PLAIN_TEXT, IsoDatetime, threaded
 from services.common import export_formats, pool
 from services.common.reads import export as reads
 
 router = APIRouter(tags=["export"], route_class=ApiRoute)
-_TEXT = r"^[^\x00-\x1f\x7f]+$"
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -64,8 +63,8 @@ def get_export(
         Query(description="raw readings (those still in daily) or aggregates"),
     ] = "raw",
     fmt: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
-    bike: Annotated[str | None, Query(min_length=1, max_length=64, pattern=_TEXT)] = None,
-    city: Annotated[str | None, Query(min_length=1, max_length=100, pattern=_TEXT)] = None,
+    bike: Annotated[str | None, Query(min_length=1, max_length=64, pattern=PLAIN_TEXT)] = None,
+    city: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PLAIN_TEXT)] = None,
 ) -> StreamingResponse:
     """The same rows as `deloton export`, streamed as they leave the database (memory stays
     flat). Needs the `admin` scope; audited. A download cut short by a database failure ends

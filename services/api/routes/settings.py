@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from services.api import repository, schemas
 from services.api.deps import AdminKey, ApiRoute, get_pool, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import threaded
+from services.api.routes.common import PLAIN_TEXT, threaded
 from services.common import pool, runtime, runtime_store
 from services.common.config import Settings
 from services.common.reads import settings as reads
@@ -106,7 +106,9 @@ def patch_settings(
 def get_settings_audit(
     request: Request,
     _key: AdminKey,
-    name: Annotated[str | None, Query(max_length=64, description="one setting only")] = None,
+    name: Annotated[
+        str | None, Query(max_length=64, pattern=PLAIN_TEXT, description="one setting only")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> schemas.SettingsAudit:
     """Who changed what, when, from which value to which."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from services.api import schemas
 from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import ApiError, documented
-from services.api.routes.common import IsoDatetime, threaded
+from services.api.routes.common import PLAIN_TEXT, IsoDatetime, threaded
 from services.common.reads import stats
 
 router = APIRouter(tags=["stats"], route_class=ApiRoute)
@@ -21,7 +21,6 @@ MAX_RANGE = {"hourly": timedelta(days=31), "daily": timedelta(days=731)}
 DEFAULT_RANGE = {"hourly": timedelta(days=1), "daily": timedelta(days=30)}
 WIDTH = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 ITEMS_MAX = 2000
-_TEXT = r"^[^\x00-\x1f\x7f]+$"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -50,14 +49,14 @@ def get_stats(
     _key: ReadKey,
     bike: Annotated[
         str | None,
-        Query(min_length=1, max_length=64, pattern=_TEXT, description="a bike serial"),
+        Query(min_length=1, max_length=64, pattern=PLAIN_TEXT, description="a bike serial"),
     ] = None,
     city: Annotated[
         str | None,
         Query(
             min_length=1,
             max_length=100,
-            pattern=_TEXT,
+            pattern=PLAIN_TEXT,
             description="riders' city, case- and accent-insensitive",
         ),
     ] = None,
