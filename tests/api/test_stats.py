@@ -72,6 +72,9 @@ def test_stats_success_bad_input_and_auth(live_api: LiveApi, summarised) -> None
         )
         assert_error(c.get("/stats/hourly", params={"from": "20-11-2026"}), 422)
         assert_error(c.get("/stats/hourly", params={"from": "2026-02-30"}), 422)
+        # A number in any spelling is refused, not read as a Unix time.
+        for number in ("1700000000", "3.472090642149673e-286", "-1E5", " 17e8"):
+            assert_error(c.get("/stats/hourly", params={"to": number}), 422)
         assert_error(
             c.get("/stats/hourly", params={"from": "2026-01-01", "to": "2026-03-01"}),
             422,

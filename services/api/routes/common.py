@@ -114,9 +114,13 @@ def page_of(rides: list[Ride], *, limit: int, offset: int) -> dict[str, object]:
     }
 
 
+_ISO_START = re.compile(r"\s*\d{4}-\d{2}")
+
+
 def _iso_only(value: object) -> object:
-    """Dates and times as ISO 8601 text only: pydantic would take a number as a Unix time."""
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+    """Dates and times as ISO 8601 text only (YYYY-MM...): pydantic would take a number, in
+    any spelling (`1700000000`, `3.4e-286`), as a Unix time."""
+    if isinstance(value, str) and not _ISO_START.match(value):
         raise ValueError("an ISO 8601 date or time, not a number")
     return value
 
