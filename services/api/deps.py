@@ -119,19 +119,13 @@ def plain_id(text: str, *, minimum: int) -> int | None:
     return value if minimum <= value <= BIGINT_MAX else None
 
 
-# A route's shortcut for its most common request: given the request, its response, or None
-# to leave the request to FastAPI. See `ApiRoute`.
+# A route's shortcut for its most common request (a GET without a query string): given the
+# request, its response, or None to leave the request to FastAPI. The shortcut checks the
+# path parameter itself (only a plainly valid id; anything else returns None, and FastAPI
+# validates it as usual, with its 422), calls the key's dependency and the route's own body,
+# and serialises the response model once. A route module lists its shortcuts in SHORTCUTS;
+# `edge.DelotonApi` takes them.
 FastPath = Callable[[Request], Awaitable[Response | None]]
-
-
-def fast_path(shortcut: FastPath) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a route (the endpoint under `@router.get`) a shortcut for plain requests."""
-
-    def attach(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-        endpoint.fast_path = shortcut  # type: ignore[attr-defined]
-        return endpoint
-
-    return attach
 
 
 def _allowed_query(route: APIRoute) -> frozenset[str]:
@@ -172,26 +166,15 @@ class ApiRoute(APIRoute):
 
     A check in front of the route's handler rather than an app-wide dependency: a request
     without a query string pays nothing for it, and FastAPI solves one dependency less.
-
-    A route with a `fast_path` (the hot reads: `/ride/{id}`, `/rider/{id}`) answers a request
-    without a query string through it: the shortcut checks the path parameter itself (only a
-    plainly valid id; anything else returns None and FastAPI validates it as usual, with
-    its 422), calls the key's dependency and the route's own body, and serialises the
-    response model once. FastAPI's dependency solving and parameter validation were about
-    half of such a request's CPU; the answers are the same bytes (tests compare them).
+    (A route's shortcut is taken before the app's middleware, by `edge.DelotonApi`.)
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        shortcut: FastPath | None = getattr(self.endpoint, "fast_path", None)
 
         async def checked(request: Request) -> Response:
             if request.scope.get("query_string"):
                 refuse_unknown_query(request)
-            elif shortcut is not None:
-                response = await shortcut(request)
-                if response is not None:
-                    return response
             return await handler(request)
 
         return checked

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.auth import KeyCache
+from services.api.edge import DelotonApi
 from services.api.cache import AnswerCache
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
@@ -71,7 +72,7 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
                 app.state.pool.close()
 
     prefix = settings.api_path_prefix
-    app = FastAPI(
+    app = DelotonApi(
         title="Deloton Stream API",
         docs_url=f"{prefix}/docs",
         redoc_url=f"{prefix}/redoc",
@@ -94,6 +95,8 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
     errors.install(app)
     for module in (rides, riders, daily, stats, export, fleet, runtime_settings, health):
         app.include_router(module.router, prefix=prefix)
+        for path, shortcut in getattr(module, "SHORTCUTS", {}).items():
+            app.shortcut(prefix + path, shortcut)
     app.add_middleware(PathHygiene)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all
     return app

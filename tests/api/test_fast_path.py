@@ -1,4 +1,4 @@
-"""The hot reads' shortcut past FastAPI's parameter solving, the asyncio pool, the key cache."""
+"""The hot reads' shortcut at the app's edge, the asyncio pool, the key cache."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ PAIRS = [
     ("/ride/404", "/ride/0404"),
     ("/rider/1", "/rider/01"),
     ("/rider/404", "/rider/00404"),
+    ("/ride/11/", "/ride/011"),  # trailing slashes, as the whole app ignores them
+    ("/rider/1//", "/rider/01"),
 ]
 
 
@@ -66,6 +68,78 @@ def test_ids_out_of_range_still_refused(live_api: LiveApi) -> None:
             r = c.get(path)
             assert r.status_code == 422 and r.json()["code"] == "invalid_request", path
         assert c.get("/ride/9223372036854775807").status_code == 404
+
+
+class CountRequests:
+    """A pure ASGI middleware counting the HTTP requests that reach the app's stack."""
+
+    def __init__(self, app, seen: list[str]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            self.seen.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.usefixtures("rides")
+def test_the_edge_takes_plain_hot_reads_and_leaves_the_rest_to_the_app(database_url: str) -> None:
+    settings = api_settings(database_url)
+    app = create_app(settings)
+    seen: list[str] = []
+    app.add_middleware(CountRequests, seen=seen)
+    token = make_key(database_url, "edge", "read,pii")
+    headers = {"Authorization": f"Bearer {token}"}
+    with serving(settings, app) as url, httpx.Client(base_url=url, headers=headers) as c:
+        for path in ("/ride/11", "/ride/11/", "/ride/404", "/rider/1", "/rider/404"):
+            assert c.get(path).status_code in (200, 404), path
+        assert seen == []
+        # A refusal of the key is the shortcut's too.
+        assert c.get("/ride/11", headers={"Authorization": ""}).status_code == 401
+        assert seen == []
+        # Not plain: a query string, a leading zero, HEAD, another route, a path padded past
+        # the limit with slashes (414, as the app answers it).
+        c.get("/ride/11?expanded=false")
+        c.get("/ride/011")
+        c.head("/ride/11")
+        c.get("/ride/11/duration")
+        assert c.get("/ride/11" + "/" * 3000).status_code == 414
+        assert len(seen) == 5
+        assert [r["resource_id"] for r in audit_rows(database_url)] == ["1"]
+        metrics = c.get("/metrics").text
+    for status in ("200", "404"):
+        for route in ("/ride/{ride_id}", "/rider/{user_id}"):
+            line = f'deloton_api_requests_total{{method="GET",route="{route}",status="{status}"}}'
+            assert line in metrics, line
+
+
+@pytest.mark.usefixtures("rides")
+def test_the_edge_answers_a_database_outage_as_the_app_does(database_url: str) -> None:
+    settings = api_settings(database_url)
+    token = make_key(database_url, "edge-down", "read")
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        serving(settings) as url,
+        httpx.Client(base_url=url, headers=headers, timeout=30) as c,
+    ):
+        assert c.get("/ride/11").status_code == 200  # the key is cached from here on
+        name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+        elsewhere = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
+        with psycopg.connect(elsewhere, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                # Each waits for the pool's timeout (5 s) at most.
+                answers = [c.get(p) for p in ("/ride/11", "/ride/011", "/rider/1")]
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        for r in answers:
+            assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+            assert r.headers["content-type"] == "application/json" and r.headers["retry-after"]
+        assert c.get("/ride/11").status_code == 200  # and back once the database is
 
 
 class FakeClock:

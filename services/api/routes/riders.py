@@ -12,7 +12,7 @@ from services.api.deps import (
     READ,
     ApiRoute,
     ReadKey,
-    fast_path,
+    FastPath,
     get_pool,
     plain_id,
     reading,
@@ -36,12 +36,16 @@ router = APIRouter(tags=["riders"], route_class=ApiRoute)
 
 
 async def _rider_fast(request: Request) -> Response | None:
-    """GET /rider/{id} without a query string (see deps.ApiRoute)."""
+    """GET /rider/{id} without a query string (see deps.FastPath)."""
     user_id = plain_id(request.path_params["user_id"], minimum=0)
     if user_id is None:
         return None
     key = await READ(request)
     return json_response(await get_rider(request, user_id, key))
+
+
+# Plain GETs of these routes, taken at the app's edge (edge.DelotonApi).
+SHORTCUTS: dict[str, FastPath] = {"/rider/{user_id}": _rider_fast}
 
 
 @threaded
@@ -59,7 +63,6 @@ def _audit_pii_read(request: Request, key: ApiKey, user_id: int) -> None:
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A rider, their number of rides, average heart rate and riding time",
 )
-@fast_path(_rider_fast)
 async def get_rider(request: Request, user_id: UserId, key: ReadKey) -> schemas.RiderOut:
     """Without the `pii` scope: no name, email, address, postcode or date of birth (an age
     bracket instead). With it, all of them, and the read is written to the audit trail."""

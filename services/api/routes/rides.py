@@ -12,7 +12,7 @@ from services.api.deps import (
     AdminKey,
     ApiRoute,
     ReadKey,
-    fast_path,
+    FastPath,
     get_pool,
     plain_id,
     reading_async,
@@ -27,12 +27,16 @@ READINGS_MAX = 1000
 
 
 async def _ride_fast(request: Request) -> Response | None:
-    """GET /ride/{id} without a query string (see deps.ApiRoute)."""
+    """GET /ride/{id} without a query string (see deps.FastPath)."""
     ride_id = plain_id(request.path_params["ride_id"], minimum=1)
     if ride_id is None:
         return None
     await READ(request)
     return json_response(await _read_ride(request, ride_id))
+
+
+# Plain GETs of these routes, taken at the app's edge (edge.DelotonApi).
+SHORTCUTS: dict[str, FastPath] = {"/ride/{ride_id}": _ride_fast}
 
 
 async def _read_ride(
@@ -64,7 +68,6 @@ async def _read_ride(
     responses=documented(400, 401, 403, 404, 414, 422, 429, 503),
     summary="A ride and its summary",
 )
-@fast_path(_ride_fast)
 async def get_ride(
     request: Request,
     ride_id: RideId,
