@@ -8,11 +8,18 @@ The data is generated inside PostgreSQL (generate_series) in a scratch database,
 afterwards. Daily readings are written in time order, as ingest writes them (every ride's
 readings interleaved with the others'), not ride by ride.
 
-The API runs as a real `deloton api` process (uvicorn, one worker); load comes from `wrk`
-(Debian package `wrk`), another process on loopback, with a paced Lua script: each of its
-connections waits so that together they send the route's target rate. The baseline in the
-same run is the same read functions called through psycopg 3 and the pool, without HTTP:
-what the web layer adds is the difference.
+The API runs as a real `deloton api` process (uvicorn, two workers by default); load comes
+from `wrk` (Debian package `wrk`), another process on loopback, with a Lua script that sends
+at the route's target rate on a schedule of independent (Poisson) arrivals, as many
+independent clients would: each request takes the next slot of one schedule and waits for
+it, whichever connection is free. (`--pacing fixed` is the older script: each connection
+pauses a fixed time after each response. Its connections start together and stay in step,
+so it sends bursts of about as many requests as connections with gaps between them, short
+of the rate; kept to compare.) The baseline in the same run is the same read functions
+called through psycopg 3 and the pool, without HTTP: what the web layer adds is the
+difference. Beside each route's figures: the CPU the API processes and their PostgreSQL
+backends used per request, and the share of the machine's CPU time the hypervisor took
+(steal) during the run; at the start, a fixed pure-Python loop's time as a speed probe.
 """
 
 from __future__ import annotations
@@ -302,7 +309,7 @@ request = function()
   i = i %% #paths + 1
   return wrk.format("GET", paths[i], {["Authorization"] = "Bearer " .. token})
 end
-delay = function() return %(delay_ms)d end
+%(delay)s
 done = function(summary, latency, requests)
   io.write(string.format(
     "RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"non2xx\\": %%d, " ..
@@ -315,19 +322,45 @@ done = function(summary, latency, requests)
 end
 """
 
+# One schedule of independent arrivals at `rate` for the thread's connections: each request
+# takes the next slot (exponential gaps, mean 1/rate) and waits until it; a slot already past
+# (every connection was busy) is taken at once. wrk's delay() is in whole milliseconds.
+_POISSON = """
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bench_ts; int clock_gettime(int, bench_ts*); ]]
+local ts = ffi.new("bench_ts")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local gap_ms = %(gap_ms)f
+local slot = nil
+delay = function()
+  local now = now_ms()
+  slot = math.max(slot or now, now - 1000) - math.log(1 - math.random()) * gap_ms
+  if slot > now then return math.floor(slot - now + 0.5) end
+  return 0
+end
+"""
 
-def load(url: str, token: str, route: Route, *, seconds: int) -> dict[str, Any]:
-    """One paced wrk run: each connection waits ~100 ms between its requests.
+# The older pacing: each connection pauses a fixed time after each response.
+_FIXED = """
+delay = function() return %(delay_ms)d end
+"""
 
-    wrk's pause comes after each response, so a connection's rate is 1 / (pause + latency);
-    with pauses long beside the latency the achieved rate stays close to the target, and
-    the report shows both.
-    """
+
+def load(
+    url: str, token: str, route: Route, *, seconds: int, pacing: str = "poisson"
+) -> dict[str, Any]:
+    """One wrk run at the route's rate (see the module's docstring for the two pacings)."""
     connections = max(4, route.rate // 10)
-    delay_ms = max(1, round(connections * 1000 / route.rate))
+    if pacing == "poisson":
+        delay = _POISSON % {"gap_ms": 1000 / route.rate}
+    else:
+        delay = _FIXED % {"delay_ms": max(1, round(connections * 1000 / route.rate))}
     paths = ", ".join(json.dumps(p) for p in route.paths)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(_LUA % {"paths": paths, "token": token, "delay_ms": delay_ms})
+        f.write(_LUA % {"paths": paths, "token": token, "delay": delay})
         script = f.name
     try:
         out = subprocess.run(
@@ -353,7 +386,83 @@ def load(url: str, token: str, route: Route, *, seconds: int) -> dict[str, Any]:
         "p90_ms": round(r["p90_us"] / 1000, 2),
         "p99_ms": round(r["p99_us"] / 1000, 2),
         "max_ms": round(r["max_us"] / 1000, 2),
+        "pacing": pacing,
     }
+
+
+# --- what the machine did meanwhile -------------------------------------------------------
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent:
+                found.append(int(proc.name))
+    return found
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(all CPU time, time stolen by the hypervisor) of the machine so far, in ticks."""
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in cpu[:8]]  # user nice system idle iowait irq softirq steal
+    return sum(values), values[7]
+
+
+class Meter:
+    """CPU of the API processes and of their PostgreSQL backends, and the machine's steal,
+    over a span; the backends are found by the API's application_name."""
+
+    def __init__(self, api_pid: int, dsn: str) -> None:
+        self.api = [api_pid, *_children(api_pid)]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'deloton-api%%'"
+            ).fetchall()
+        self.backends = [r[0] for r in rows]
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> Meter:
+        self._api = sum(_ticks(p) for p in self.api)
+        self._pg = sum(_ticks(p) for p in self.backends)
+        self._machine = _machine_ticks()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.api_s = (sum(_ticks(p) for p in self.api) - self._api) / self.hz
+        self.pg_s = (sum(_ticks(p) for p in self.backends) - self._pg) / self.hz
+        total, steal = (b - a for a, b in zip(self._machine, _machine_ticks(), strict=True))
+        self.steal_share = steal / total if total else 0.0
+
+    def figures(self, requests: int) -> dict[str, float]:
+        per = max(1, requests)
+        return {
+            "api_cpu_ms_per_request": round(self.api_s * 1000 / per, 3),
+            "pg_cpu_ms_per_request": round(self.pg_s * 1000 / per, 3),
+            "steal_pct": round(self.steal_share * 100, 1),
+        }
+
+
+def speed_probe() -> float:
+    """Seconds a fixed pure-Python loop takes here now: the same code on the same machine
+    takes from about 1.9 s to over 3 s, as the hypervisor's other guests allow."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - t0, 2)
 
 
 def start_api(dsn: str, port: int, log: Path, *, workers: int = 1) -> subprocess.Popen[bytes]:
@@ -386,10 +495,13 @@ def start_api(dsn: str, port: int, log: Path, *, workers: int = 1) -> subprocess
 
 
 def bench(
-    server: str, w: Workload, *, seconds: int, fast: int, slow: int, workers: int
-) -> dict[str, Any]:
+    server: str, w: Workload, *, seconds: int, fast: int, slow: int, workers: int,
+    pacing: str = "poisson",
+) -> dict[str, Any]:  # fmt: skip
     now = datetime.now(UTC).replace(microsecond=0)
     figures: dict[str, Any] = {"workload": asdict(w), "api_workers": workers, "routes": {}}
+    figures["speed_probe_s"] = speed_probe()
+    print(f"speed probe (a fixed Python loop): {figures['speed_probe_s']} s", flush=True)
     with harness.scratch_database(server) as dsn:
         figures["generate"] = generate(dsn, w, now=now)
         with psycopg.connect(dsn, row_factory=dict_row) as conn:
@@ -407,7 +519,9 @@ def bench(
                 # warm both paths, then measure both in the same run
                 direct_baseline(dsn, route, calls=50)
                 base = direct_baseline(dsn, route, calls=max(200, route.rate * 2))
-                http = load(url, token, route, seconds=seconds)
+                with Meter(api.pid, dsn) as meter:
+                    http = load(url, token, route, seconds=seconds, pacing=pacing)
+                http |= meter.figures(http["requests"])
                 figures["routes"][route.name] = {"driver": base, "http": http}
                 print(_line(route.name, base, http), flush=True)
         finally:
@@ -425,6 +539,8 @@ def _line(name: str, base: dict[str, float], http: dict[str, Any]) -> str:
         f"{name:<44} {http['achieved_rps']:>6.0f}/{http['target_rps']:<4} req/s  "
         f"HTTP p50 {http['p50_ms']:>6.2f} ms  p99 {http['p99_ms']:>6.2f} ms   "
         f"driver p50 {base['p50_ms']:>6.2f} ms  p99 {base['p99_ms']:>6.2f} ms"
+        + f"  CPU/req API {http['api_cpu_ms_per_request']:.2f} ms"
+        f" PG {http['pg_cpu_ms_per_request']:.2f} ms  steal {http['steal_pct']:.0f}%"
         + (f"  non-2xx {http['non_2xx']}" if http["non_2xx"] else "")
         + (f"  errors {http['errors']}" if http["errors"] else "")
     )
@@ -442,6 +558,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=500, help="req/s for /ride and /rider (500)")
     p.add_argument("--list-rate", type=int, default=100, help="req/s for the lists (100)")
     p.add_argument("--api-workers", type=int, default=2, help="uvicorn workers (2: one a core)")
+    p.add_argument(
+        "--pacing", choices=("poisson", "fixed"), default="poisson",
+        help="arrivals: independent at the rate (poisson), or a fixed pause per connection",
+    )  # fmt: skip
     p.add_argument("--scale", type=float, help="share of the full workload (1; 0.1 with --quick)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON at the end")
     args = p.parse_args(argv)
@@ -461,14 +581,14 @@ def main(argv: list[str] | None = None) -> int:
     with harness.running_postgres() as server:
         figures = bench(
             server, w, seconds=seconds, fast=args.rate, slow=args.list_rate,
-            workers=args.api_workers,
+            workers=args.api_workers, pacing=args.pacing,
         )  # fmt: skip
     print(f"generated in {figures['generate']} ; {figures['daily_readings']:,} daily readings")
     print(TARGETS)
     if args.json:
         print(json.dumps(figures, indent=2))
     params = asdict(w) | {"seconds": seconds, "rate": args.rate, "list_rate": args.list_rate}
-    params["api_workers"] = args.api_workers
+    params |= {"api_workers": args.api_workers, "pacing": args.pacing}
     results.write("api", result_figures(figures), quick=args.quick, params=params, raw=figures)
     return 0
 
@@ -495,7 +615,11 @@ def result_figures(figures: dict[str, Any]) -> list[results.Figure]:
                 f"{name}, p99", http["p99_ms"], "ms", baseline=base["p99_ms"],
                 baseline_name="driver alone", target=15.0 if fast else 50.0,
                 higher_is_better=False,
-                note=f"{http['achieved_rps']:.0f}/{http['target_rps']} req/s, p50 {http['p50_ms']} ms",
+                note=(
+                    f"{http['achieved_rps']:.0f}/{http['target_rps']} req/s, "
+                    f"p50 {http['p50_ms']} ms, CPU/req API {http['api_cpu_ms_per_request']} ms "
+                    f"PG {http['pg_cpu_ms_per_request']} ms, steal {http['steal_pct']}%"
+                ),
             )
         )  # fmt: skip
     return out

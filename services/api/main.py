@@ -9,8 +9,8 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.auth import KeyCache
-from services.api.edge import DelotonApi
 from services.api.cache import AnswerCache
+from services.api.edge import DelotonApi
 from services.api.middleware import Metrics, MetricsMiddleware, PathHygiene
 from services.api.ratelimit import RateLimiter
 from services.api.routes import daily, export, fleet, health, riders, rides, stats
