@@ -423,26 +423,31 @@ def _machine_ticks() -> tuple[int, int]:
 
 class Meter:
     """CPU of the API processes and of their PostgreSQL backends, and the machine's steal,
-    over a span; the backends are found by the API's application_name."""
+    over a span. The backends are found by the API's application_name at both ends: one
+    the pools open during the span counts from its start."""
 
     def __init__(self, api_pid: int, dsn: str) -> None:
         self.api = [api_pid, *_children(api_pid)]
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        self.dsn = dsn
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def _backends(self) -> dict[int, int]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'deloton-api%%'"
             ).fetchall()
-        self.backends = [r[0] for r in rows]
-        self.hz = os.sysconf("SC_CLK_TCK")
+        return {r[0]: _ticks(r[0]) for r in rows}
 
     def __enter__(self) -> Meter:
         self._api = sum(_ticks(p) for p in self.api)
-        self._pg = sum(_ticks(p) for p in self.backends)
+        self._pg = self._backends()
         self._machine = _machine_ticks()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.api_s = (sum(_ticks(p) for p in self.api) - self._api) / self.hz
-        self.pg_s = (sum(_ticks(p) for p in self.backends) - self._pg) / self.hz
+        now = self._backends()
+        self.pg_s = sum(t - self._pg.get(pid, 0) for pid, t in now.items()) / self.hz
         total, steal = (b - a for a, b in zip(self._machine, _machine_ticks(), strict=True))
         self.steal_share = steal / total if total else 0.0
 

@@ -21,9 +21,16 @@ class AnswerCache(Generic[T]):
 
     MAX_ENTRIES = 1_000  # keys come from query parameters: bounded whatever clients send
 
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
         self.ttl_s = ttl_s
         self.clock = clock
+        self.max_entries = max_entries
         self._lock = threading.Lock()
         self._answers: dict[Hashable, tuple[float, T]] = {}
         self._gates: dict[Hashable, threading.Lock] = {}
@@ -54,10 +61,10 @@ class AnswerCache(Generic[T]):
             value = compute()
             with self._lock:
                 if generation == self._generation:
-                    if len(self._answers) >= self.MAX_ENTRIES:
+                    if len(self._answers) >= self.max_entries:
                         self._answers.clear()
                     self._answers[key] = (started, value)
-                if len(self._gates) > self.MAX_ENTRIES:
+                if len(self._gates) > self.max_entries:
                     self._gates.clear()  # waiters hold their own reference
             return value
 

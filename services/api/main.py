@@ -88,6 +88,8 @@ def create_app(settings: Settings, *, readers: ConnectionPool[Connection] | None
     app.state.settings = settings
     app.state.keys = KeyCache(settings.api_key_cache_s)
     app.state.boards = AnswerCache[object](settings.api_leaderboard_cache_s)
+    # A day's ride ids: up to 8 bytes a ride, for at most 64 days at a time.
+    app.state.days = AnswerCache[object](settings.api_daily_cache_s, max_entries=64)
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst)
     app.state.metrics = Metrics()
     if readers is not None:

@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=5.0, ge=0)  # a revoked key works at most this long
     # /leaderboard?since= answers are reused this long (a roll-up or DELETE shows within it).
     api_leaderboard_cache_s: float = Field(default=5.0, ge=0)
+    # /daily's list of a day's rides (their ids, in order) is reused this long; the rides on
+    # a page are read afresh. A ride started or rolled up shows within it, a DELETE through
+    # the same process at once.
+    api_daily_cache_s: float = Field(default=2.0, ge=0)
 
     # Settings changed at run time (ops.settings, through the API): how often services read
     # them. The values above are the defaults a setting without a stored value keeps.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,7 +12,15 @@ from services.api import schemas
 from services.api.cache import AnswerCache
 from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import documented
-from services.api.routes.common import PLAIN_TEXT, Day, Limit, Offset, page_of, threaded
+from services.api.routes.common import (
+    OFFSET_MAX,
+    PLAIN_TEXT,
+    Day,
+    Limit,
+    Offset,
+    page_of,
+    threaded,
+)
 from services.common.reads import riders, rides
 
 router = APIRouter(tags=["rides"], route_class=ApiRoute)
@@ -33,13 +42,23 @@ def get_daily(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> schemas.DailyRides:
-    """Every ride with any part in that UTC day, oldest first, paginated."""
+    """Every ride with any part in that UTC day, oldest first, paginated. The list of the
+    day's rides may be up to API_DAILY_CACHE_S (2 s) old; the rides on a page are read as
+    they are now."""
     day = day if day is not None else datetime.now(UTC).date()
     with reading(request) as conn:
-        found = rides.rides_of_day(conn, day=day, limit=limit, offset=offset)
-    return schemas.DailyRides.model_validate(
-        {**page_of(found, limit=limit, offset=offset), "date": day}
-    )
+        # Finding a page at an offset sorted all the day's rides every time (~9 ms of
+        # database CPU at 5,000 rides, most of a core at 100 req/s): the day's list is kept
+        # for API_DAILY_CACHE_S, one computation at a time, and a page reads its 50 rides.
+        days: AnswerCache[array[int]] = request.app.state.days
+        ids = days.get(day, lambda: array("q", rides.ride_ids_of_day(conn, day=day)))
+        found = rides.rides_by_ids(conn, ride_ids=ids[offset : offset + limit])
+    page = page_of(found, limit=limit, offset=offset)
+    # From the list, not the page: a ride deleted since the list was made leaves its page a
+    # ride short, and the pages after it are still there.
+    more = offset + limit < len(ids) and offset + limit <= OFFSET_MAX
+    page["next_offset"] = offset + limit if more else None
+    return schemas.DailyRides.model_validate({**page, "date": day})
 
 
 @router.get(

@@ -11,8 +11,8 @@ from services.api.auth import ApiKey
 from services.api.deps import (
     READ,
     ApiRoute,
-    ReadKey,
     FastPath,
+    ReadKey,
     get_pool,
     plain_id,
     reading,

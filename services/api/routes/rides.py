@@ -127,6 +127,7 @@ def delete_ride(request: Request, ride_id: RideId, key: AdminKey) -> schemas.Del
             conn, key=key, action="delete", route="DELETE /ride/{ride_id}", resource_id=str(ride_id)
         )
     request.app.state.boards.clear()  # this process's rankings show the deletion at once
+    request.app.state.days.clear()  # and its lists of a day's rides
     return schemas.DeletedRide(
         ride=ride_out(ride),
         summary_deleted=gone.summary,

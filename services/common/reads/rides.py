@@ -241,9 +241,27 @@ def _page(
     limit: int,
     offset: int,
 ) -> list[Ride]:
+    ids = _page_ids(
+        conn, historical=historical, daily=daily, params=params, newest_first=newest_first,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+    return rides_by_ids(conn, ride_ids=ids)
+
+
+def _page_ids(
+    conn: Connection,
+    *,
+    historical: str,
+    daily: str,
+    params: dict[str, Any],
+    newest_first: bool,
+    limit: int | None,
+    offset: int,
+) -> list[int]:
+    """The ids of a page (`limit` None: all of them from `offset`)."""
     query = _PAGE.format(h=historical, d=daily, order="DESC" if newest_first else "ASC")
     rows = conn.execute(query, {**params, "limit": limit, "offset": offset}).fetchall()
-    return rides_by_ids(conn, ride_ids=[row["ride_id"] for row in rows])
+    return [row["ride_id"] for row in rows]
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -256,8 +274,18 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 def rides_of_day(conn: Connection, *, day: date, limit: int = 50, offset: int = 0) -> list[Ride]:
     """Rides in progress or completed on a UTC day (any part of them in it), oldest first."""
+    return rides_by_ids(conn, ride_ids=_ids_of_day(conn, day=day, limit=limit, offset=offset))
+
+
+def ride_ids_of_day(conn: Connection, *, day: date) -> list[int]:
+    """The ids of every ride `rides_of_day` lists for the day, in its order: a page of them
+    is `rides_by_ids` of a slice."""
+    return _ids_of_day(conn, day=day, limit=None, offset=0)
+
+
+def _ids_of_day(conn: Connection, *, day: date, limit: int | None, offset: int) -> list[int]:
     start, end = day_bounds(day)
-    return _page(
+    return _page_ids(
         conn,
         historical="""tstzrange(h.started_at, h.ended_at, '[]')
                       && tstzrange(%(start)s, %(end)s, '[)')""",
