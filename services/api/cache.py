@@ -13,10 +13,11 @@ T = TypeVar("T")
 class AnswerCache(Generic[T]):
     """Answers kept `ttl_s` seconds from the start of the computation that made them.
 
-    Requests for a key being computed wait for that computation instead of running their
-    own: under load one query per key and period reaches the database. `clear()` drops
-    everything, and an answer whose computation started before it is not kept (a DELETE in
-    this process shows at once). `ttl_s` 0 computes every time.
+    One computation at a time per key: under load one query per key and period reaches the
+    database. While it runs, other requests for the key get the previous answer if it is
+    less than twice `ttl_s` old (so no request waits behind a refresh), else they wait for
+    it. `clear()` drops everything, and an answer whose computation started before it is not
+    kept (a DELETE in this process shows at once). `ttl_s` 0 computes every time.
     """
 
     MAX_ENTRIES = 1_000  # keys come from query parameters: bounded whatever clients send
@@ -51,6 +52,11 @@ class AnswerCache(Generic[T]):
             if found:
                 return answer  # type: ignore[return-value]
             gate = self._gates.setdefault(key, threading.Lock())
+            previous = self._answers.get(key)
+        if previous is not None and self.clock() - previous[0] <= 2 * self.ttl_s:
+            if not gate.acquire(blocking=False):
+                return previous[1]  # being refreshed: the previous answer meanwhile
+            gate.release()
         with gate:
             with self._lock:
                 found, answer = self._fresh(key)

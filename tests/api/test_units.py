@@ -152,3 +152,47 @@ def test_answer_cache_computes_once_for_concurrent_requests_and_not_across_a_cle
     assert run(clear_meanwhile=False) == ([1, 1], 1)
     # After a clear the answer computed before it is neither kept nor handed to the waiter.
     assert run(clear_meanwhile=True) == ([1, 2], 2)
+
+
+def test_answer_cache_serves_the_previous_answer_while_one_request_refreshes_it() -> None:
+    from services.api.cache import AnswerCache
+
+    now = [100.0]
+    cache: AnswerCache[int] = AnswerCache(5.0, clock=lambda: now[0])
+    assert cache.get("k", lambda: 1) == 1
+    now[0] += 6.0  # expired, within twice the TTL
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        started.set()
+        release.wait(10)
+        return 2
+
+    refreshed: list[int] = []
+    refresher = threading.Thread(target=lambda: refreshed.append(cache.get("k", slow)))
+    refresher.start()
+    assert started.wait(10)
+    # Meanwhile others get the previous answer at once instead of waiting for the refresh.
+    assert cache.get("k", lambda: 3) == 1
+    release.set()
+    refresher.join(10)
+    assert refreshed == [2] and cache.get("k", lambda: 4) == 2
+    # An answer older than twice the TTL is not served while refreshing: the caller waits.
+    now[0] += 11.0
+    started.clear()
+    release.clear()
+    waiter_result: list[int] = []
+    refresher = threading.Thread(target=lambda: refreshed.append(cache.get("k", slow)))
+    refresher.start()
+    assert started.wait(10)
+    waiter = threading.Thread(target=lambda: waiter_result.append(cache.get("k", lambda: 5)))
+    waiter.start()
+    time.sleep(0.05)
+    assert waiter_result == []  # waiting for the refresh
+    release.set()
+    refresher.join(10)
+    waiter.join(10)
+    assert waiter_result == [2]
+    # After a clear (a DELETE here) nobody gets the old answer.
+    cache.clear()
+    assert cache.get("k", lambda: 6) == 6
