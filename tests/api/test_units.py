@@ -196,3 +196,50 @@ def test_answer_cache_serves_the_previous_answer_while_one_request_refreshes_it(
     # After a clear (a DELETE here) nobody gets the old answer.
     cache.clear()
     assert cache.get("k", lambda: 6) == 6
+
+
+@pytest.mark.parametrize("model_name", ["DailyRides", "CityRides", "RidePage", "RideOut"])
+def test_a_model_serialised_once_is_the_bytes_fastapi_answers_for_it(model_name: str) -> None:
+    import asyncio
+    from datetime import UTC, date, datetime
+
+    import httpx
+    from fastapi import FastAPI
+
+    from services.api import schemas
+    from services.api.routes.common import json_response, page_of, ride_out
+    from services.common.reads.rides import SUMMARY_FIELDS, Ride, RideSummary
+
+    figures = {"avg_power": 101.25, "total_energy_kj": 0.1 + 0.2, "avg_heart_rate": None}
+    summary = RideSummary(**{f: 1 for f in SUMMARY_FIELDS} | figures)
+    started = datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=UTC)
+    rides = [
+        Ride(
+            ride_id=i,
+            user_id=7,
+            bike_serial="SN1",
+            model=None if i % 2 else "m",
+            started_at=started,
+            ended_at=None if i == 3 else started,
+            duration_s=i,
+            summarised=i % 2 == 0,
+            summary=summary,
+        )
+        for i in range(1, 5)
+    ]
+    page = page_of(rides, limit=4, offset=0)
+    model = {
+        "DailyRides": lambda: schemas.DailyRides.model_validate({**page, "date": date.today()}),
+        "CityRides": lambda: schemas.CityRides.model_validate({**page, "city": "Hôrsham"}),
+        "RidePage": lambda: schemas.RidePage.model_validate(page),
+        "RideOut": lambda: ride_out(rides[2]),
+    }[model_name]()
+    app = FastAPI()
+    app.get("/m", response_model=type(model))(lambda: model)
+
+    async def get() -> bytes:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return (await client.get("/m")).content
+
+    assert json_response(model).body == asyncio.run(get())

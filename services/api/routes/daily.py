@@ -6,7 +6,7 @@ from array import array
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.api import schemas
 from services.api.cache import AnswerCache
@@ -18,6 +18,7 @@ from services.api.routes.common import (
     Day,
     Limit,
     Offset,
+    json_response,
     page_of,
     threaded,
 )
@@ -41,7 +42,7 @@ def get_daily(
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> schemas.DailyRides:
+) -> Response:
     """Every ride with any part in that UTC day, oldest first, paginated. The list of the
     day's rides may be up to API_DAILY_CACHE_S (2 s) old; the rides on a page are read as
     they are now."""
@@ -58,7 +59,7 @@ def get_daily(
     # ride short, and the pages after it are still there.
     more = offset + limit < len(ids) and offset + limit <= OFFSET_MAX
     page["next_offset"] = offset + limit if more else None
-    return schemas.DailyRides.model_validate({**page, "date": day})
+    return json_response(schemas.DailyRides.model_validate({**page, "date": day}))
 
 
 @router.get(
@@ -123,10 +124,12 @@ def get_city(
     ],
     limit: Limit = 50,
     offset: Offset = 0,
-) -> schemas.CityRides:
+) -> Response:
     """Newest first, paginated; an unknown city is an empty page."""
     with reading(request) as conn:
         found = rides.rides_in_city(conn, city=city, limit=limit, offset=offset)
-    return schemas.CityRides.model_validate(
-        {**page_of(found, limit=limit, offset=offset), "city": city}
+    return json_response(
+        schemas.CityRides.model_validate(
+            {**page_of(found, limit=limit, offset=offset), "city": city}
+        )
     )

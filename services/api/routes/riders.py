@@ -117,12 +117,14 @@ def _known(conn: Connection, user_id: int) -> None:
 @threaded
 def get_rider_rides(
     request: Request, user_id: UserId, _key: ReadKey, limit: Limit = 50, offset: Offset = 0
-) -> schemas.RidePage:
+) -> Response:
     """Paginated with limit/offset; `next_offset` is null on the last page."""
     with reading(request) as conn:
         _known(conn, user_id)
         found = rides.rides_of_rider(conn, user_id=user_id, limit=limit, offset=offset)
-    return schemas.RidePage.model_validate(page_of(found, limit=limit, offset=offset))
+    return json_response(
+        schemas.RidePage.model_validate(page_of(found, limit=limit, offset=offset))
+    )
 
 
 @router.get(
