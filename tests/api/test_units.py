@@ -119,19 +119,28 @@ def test_answer_cache_reuses_an_answer_for_its_ttl_and_forgets_it_on_clear() -> 
     assert AnswerCache(0.0).get("a", compute(6)) == 6  # 0: never reused
 
 
+class Held:
+    """A computation that runs until released: its value, else the number of its calls."""
+
+    def __init__(self, value: int | None = None) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        self.calls = 0
+        self.value = value
+
+    def __call__(self) -> int:
+        self.calls += 1
+        self.started.set()
+        self.release.wait(10)
+        return self.value if self.value is not None else self.calls
+
+
 def test_answer_cache_computes_once_for_concurrent_requests_and_not_across_a_clear() -> None:
     from services.api.cache import AnswerCache
 
     def run(clear_meanwhile: bool) -> tuple[list[int], int]:
         cache: AnswerCache[int] = AnswerCache(60.0)
-        started, release = threading.Event(), threading.Event()
-        calls: list[int] = []
-
-        def slow() -> int:
-            calls.append(1)
-            started.set()
-            release.wait(10)
-            return len(calls)
+        slow = Held()
+        started, release = slow.started, slow.release
 
         results: list[int] = []
         first = threading.Thread(target=lambda: results.append(cache.get("k", slow)))
@@ -161,14 +170,8 @@ def test_an_expired_answer_is_answered_at_once_and_refreshed_in_the_background()
     cache: AnswerCache[int] = AnswerCache(5.0, clock=lambda: now[0])
     assert cache.get("k", lambda: 1) == 1
     now[0] += 6.0  # expired, within twice the TTL
-    started, release = threading.Event(), threading.Event()
-    calls: list[int] = []
-
-    def slow() -> int:
-        calls.append(1)
-        started.set()
-        release.wait(10)
-        return 2
+    slow = Held(2)
+    started, release = slow.started, slow.release
 
     # The request that finds it expired is answered at once; one refresh starts.
     assert cache.get("k", slow) == 1
@@ -178,7 +181,7 @@ def test_an_expired_answer_is_answered_at_once_and_refreshed_in_the_background()
     deadline = time.monotonic() + 10
     while cache.get("k", lambda: 3) != 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert cache.get("k", lambda: 3) == 2 and calls == [1]
+    assert cache.get("k", lambda: 3) == 2 and slow.calls == 1
     # A refresh that fails leaves the expired answer; the next request tries again.
     now[0] += 6.0
 
