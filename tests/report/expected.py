@@ -39,7 +39,11 @@ def day_figures(dsn: str, day: date, tz_name: str = "Europe/London") -> dict[str
     live = live.join(per_ride, on="ride_id")
     # A ride still open (no ended_at anywhere) must not leave the column as plain objects.
     ended = pd.to_datetime(live.ended_at, utc=True)
-    end_at = ended.fillna(live["last"]).fillna(live.started_at)
+    # One resolution for all three before filling: pandas will refuse mixed ones.
+    last, started = (
+        pd.to_datetime(live[c], utc=True).astype(ended.dtype) for c in ("last", "started_at")
+    )
+    end_at = ended.fillna(last).fillna(started)
     live["duration_s"] = (end_at - live.started_at).dt.total_seconds().round().clip(lower=0)
     live["total_energy_kj"] = live.watts.fillna(0) / 1000
     live["alert_count"] = live.ride_id.map(alerts.ride_id.value_counts()).fillna(0)
