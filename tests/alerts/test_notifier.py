@@ -288,12 +288,15 @@ def test_stale_alerts_are_recorded_but_not_emailed(
     conn: psycopg2.extensions.connection, pg_settings: Settings
 ) -> None:
     recorder = Recorder(pg_settings, stale_after_s=60)
-    old = alert(1)
-    old = Alert(**{**old.__dict__, "detected_at": NOW - timedelta(hours=2)})
+    # Against the clock now, not the module's NOW: the suite may reach this test minutes after
+    # importing it, and an alert made "now" at import would be stale by then.
+    now = datetime.now(UTC)
+    old = Alert(**{**alert(1).__dict__, "detected_at": now - timedelta(hours=2)})
+    fresh = Alert(**{**alert(2).__dict__, "detected_at": now})
     try:
         assert asyncio.run(recorder.insert_alert(old, None)) is True
-        assert asyncio.run(recorder.insert_alert(alert(2), None)) is True
-        assert asyncio.run(recorder.insert_alert(alert(2), None)) is False
+        assert asyncio.run(recorder.insert_alert(fresh, None)) is True
+        assert asyncio.run(recorder.insert_alert(fresh, None)) is False
     finally:
         recorder.close()
     assert [r[:2] for r in rows(conn)] == [(1, "expired"), (2, "pending")]
