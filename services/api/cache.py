@@ -77,26 +77,26 @@ class AnswerCache(Generic[T]):
                 if found:
                     return answer  # type: ignore[return-value]
                 generation = self._generation
-            started = self.clock()
-            value = compute()
-            with self._lock:
-                if generation == self._generation:
-                    if len(self._answers) >= self.max_entries:
-                        self._answers.clear()
-                    self._answers[key] = (started, value)
-                if len(self._gates) > self.max_entries:
-                    self._gates.clear()  # waiters hold their own reference
-            return value
+            return self._computed(key, compute, generation)
+
+    def _computed(self, key: Hashable, compute: Callable[[], T], generation: int) -> T:
+        """Compute the answer and keep it, unless `clear()` came since `generation`."""
+        started = self.clock()
+        value = compute()
+        with self._lock:
+            if generation == self._generation:
+                if key not in self._answers and len(self._answers) >= self.max_entries:
+                    self._answers.clear()
+                self._answers[key] = (started, value)
+            if len(self._gates) > self.max_entries:
+                self._gates.clear()  # waiters hold their own reference
+        return value
 
     def _refresh(
         self, key: Hashable, compute: Callable[[], T], gate: threading.Lock, generation: int
     ) -> None:
         try:
-            started = self.clock()
-            value = compute()
-            with self._lock:
-                if generation == self._generation:
-                    self._answers[key] = (started, value)
+            self._computed(key, compute, generation)
         except Exception:  # the expired answer stays; the next request past it tries again
             log.warning("refreshing a cached answer failed", exc_info=True)
         finally:
