@@ -13,7 +13,7 @@ from starlette.routing import compile_path
 from starlette.types import Receive, Scope, Send
 
 from services.api.deps import FastPath
-from services.api.middleware import MAX_PATH, Metrics
+from services.api.middleware import MAX_PATH, Metrics, trimmed
 
 
 class Lane:
@@ -57,7 +57,7 @@ class DelotonApi(FastAPI):
             and not scope.get("root_path")
             and len(path := scope["path"]) <= MAX_PATH
         ):
-            path = path.rstrip("/") or "/"
+            path = trimmed(path)
             for lane in self.lanes:
                 if (match := lane.pattern.match(path)) is not None:
                     if await self._serve(lane, match.groupdict(), scope, receive, send):
@@ -84,9 +84,7 @@ class DelotonApi(FastAPI):
         try:
             await response(scope, receive, send)
         finally:
-            count, latency = metrics.series(lane.path, "GET", response.status_code)
-            count.inc()
-            latency.observe(time.perf_counter() - started)
+            metrics.observe(lane.path, "GET", response.status_code, time.perf_counter() - started)
         return True
 
     async def _handled(self, request: Request, exc: Exception) -> Response:

@@ -30,11 +30,16 @@ class PathHygiene:
             await response(scope, receive, send)
             return
         if len(path) > 1 and path.endswith("/"):
-            stripped = path.rstrip("/") or "/"
+            stripped = trimmed(path)
             # In place: the metrics middleware outside reads the route the router sets here.
             scope["path"] = stripped
             scope["raw_path"] = stripped.encode("utf-8", "replace")
         await self.app(scope, receive, send)
+
+
+def trimmed(path: str) -> str:
+    """The path as it is routed: trailing slashes dropped (`/ride/1/` is `/ride/1`)."""
+    return path.rstrip("/") or "/"
 
 
 class Metrics:
@@ -71,6 +76,12 @@ class Metrics:
                 self._series[key] = found
         return found
 
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request answered: counted, and its time in the route's histogram."""
+        count, latency = self.series(route, method, status)
+        count.inc()
+        latency.observe(seconds)
+
 
 class MetricsMiddleware:
     """Counts and times every HTTP request under its route template (not its raw path)."""
@@ -94,11 +105,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            count, latency = self.metrics.series(
-                _route_name(scope), scope.get("method", ""), status["code"]
-            )
-            count.inc()
-            latency.observe(time.perf_counter() - started)
+            self.metrics.observe(
+                _route_name(scope), scope.get("method", ""), status["code"],
+                time.perf_counter() - started,
+            )  # fmt: skip
 
 
 def _route_name(scope: Scope) -> str:

@@ -106,9 +106,13 @@ def ride_out(ride: Ride, readings: schemas.ReadingsPage | None = None) -> schema
     )
 
 
-def page_of(rides: list[Ride], *, limit: int, offset: int) -> dict[str, object]:
-    """The fields of a RidePage."""
-    more = len(rides) == limit and offset + limit <= OFFSET_MAX
+def page_of(
+    rides: list[Ride], *, limit: int, offset: int, listed: int | None = None
+) -> dict[str, object]:
+    """The fields of a RidePage. `listed`: how many rides the whole list holds, when the page
+    was cut from a known list (a ride deleted since leaves its page short, not the last)."""
+    more = offset + limit < listed if listed is not None else len(rides) == limit
+    more = more and offset + limit <= OFFSET_MAX
     return {
         "items": [ride_out(r) for r in rides],
         "limit": limit,

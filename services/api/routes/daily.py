@@ -13,7 +13,6 @@ from services.api.cache import AnswerCache
 from services.api.deps import ApiRoute, ReadKey, reading
 from services.api.errors import documented
 from services.api.routes.common import (
-    OFFSET_MAX,
     PLAIN_TEXT,
     Day,
     Limit,
@@ -59,11 +58,7 @@ def get_daily(
     ids = days.get(day, listed)
     with reading(request) as conn:
         found = rides.rides_by_ids(conn, ride_ids=ids[offset : offset + limit])
-    page = page_of(found, limit=limit, offset=offset)
-    # From the list, not the page: a ride deleted since the list was made leaves its page a
-    # ride short, and the pages after it are still there.
-    more = offset + limit < len(ids) and offset + limit <= OFFSET_MAX
-    page["next_offset"] = offset + limit if more else None
+    page = page_of(found, limit=limit, offset=offset, listed=len(ids))
     return json_response(schemas.DailyRides.model_validate({**page, "date": day}))
 
 
