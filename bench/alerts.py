@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import orjson
 import psycopg2
 
 from bench import results
+from bench.procs import cpu_seconds
 from services.alerts.message import build_message
 from services.alerts.repository import PendingAlert
 from services.common.kafka import ensure_topics, make_producer
@@ -107,17 +107,6 @@ def stream(producer: Any, topic: str, fleet: list[Bike], duration: int, rng: ran
         sent += 1
     producer.flush(30)
     return sent
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process has used so far (Linux /proc), or None."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def moto_pid(url: str) -> int | None:

@@ -46,12 +46,11 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from bench import results
+from bench import procs, results
 from services.api import keys
 from services.common import infra, pool
 from services.common.config import Settings
 from services.common.reads import riders, rides
-from services.common.reads.rides import day_bounds
 from services.compress import run as compress
 from tests import harness
 
@@ -189,23 +188,15 @@ def listed_day(now: datetime) -> date:
 def sample_ids(dsn: str, w: Workload, *, day: date, n: int = 2_000) -> dict[str, list[Any]]:
     """Ids the load picks from at random: rides from each schema, riders, cities, pages."""
     rng = random.Random(7)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
         daily = [
-            r[0]
+            r["ride_id"]
             for r in conn.execute(
                 """SELECT ride_id FROM daily.rides d WHERE NOT EXISTS
                    (SELECT 1 FROM historical.rides h WHERE h.ride_id = d.ride_id)"""
             ).fetchall()
         ]
-        start, end = day_bounds(day)
-        row = conn.execute(
-            """SELECT (SELECT count(*) FROM historical.rides
-                       WHERE tstzrange(started_at, ended_at, '[]') && tstzrange(%s, %s))
-                    + (SELECT count(*) FROM daily.rides d WHERE started_at >= %s AND NOT EXISTS
-                       (SELECT 1 FROM historical.rides h WHERE h.ride_id = d.ride_id))""",
-            (start, end, start),
-        ).fetchone()
-    day_rides = int(row[0]) if row else 0
+        day_rides = len(rides.ride_ids_of_day(conn, day=day))  # as /daily lists them
     return {
         "daily_page_offset": [rng.randrange(max(1, day_rides - 49)) for _ in range(200)],
         "historical_ride": [1000000000000 + rng.randint(1, w.historical_rides) for _ in range(n)],
@@ -402,25 +393,9 @@ def load(
 # --- what the machine did meanwhile -------------------------------------------------------
 
 
-def _ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == parent:
-                found.append(int(proc.name))
-    return found
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process so far; 0 for one that has gone."""
+    return procs.cpu_seconds(pid) or 0.0
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -436,27 +411,26 @@ class Meter:
     the pools open during the span counts from its start."""
 
     def __init__(self, api_pid: int, dsn: str) -> None:
-        self.api = [api_pid, *_children(api_pid)]
+        self.api = [api_pid, *procs.children(api_pid)]
         self.dsn = dsn
-        self.hz = os.sysconf("SC_CLK_TCK")
 
-    def _backends(self) -> dict[int, int]:
+    def _backends(self) -> dict[int, float]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'deloton-api%%'"
             ).fetchall()
-        return {r[0]: _ticks(r[0]) for r in rows}
+        return {r[0]: _cpu(r[0]) for r in rows}
 
     def __enter__(self) -> Meter:
-        self._api = sum(_ticks(p) for p in self.api)
+        self._api = sum(_cpu(p) for p in self.api)
         self._pg = self._backends()
         self._machine = _machine_ticks()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.api_s = (sum(_ticks(p) for p in self.api) - self._api) / self.hz
+        self.api_s = sum(_cpu(p) for p in self.api) - self._api
         now = self._backends()
-        self.pg_s = sum(t - self._pg.get(pid, 0) for pid, t in now.items()) / self.hz
+        self.pg_s = sum(t - self._pg.get(pid, 0.0) for pid, t in now.items())
         total, steal = (b - a for a, b in zip(self._machine, _machine_ticks(), strict=True))
         self.steal_share = steal / total if total else 0.0
 
