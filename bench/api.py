@@ -220,7 +220,7 @@ class Route:
 
 
 def routes(
-    ids: dict[str, list[Any]], *, today: date, day: date, fast: int, slow: int
+    ids: dict[str, list[Any]], *, today: date, day: date, fast: int, slow: int, rides_a_day: int
 ) -> list[Route]:
     sinces = [today - timedelta(days=d) for d in range(1, 8)]
     boards = ["rides", "duration", "longest_ride", "max_power", "energy"]
@@ -249,7 +249,7 @@ def routes(
             ),
         ),
         Route(
-            "GET /daily (a day of ~5,000 rides, 50 a page, any page)",
+            f"GET /daily (a day of ~{rides_a_day:,} rides, 50 a page, any page)",
             [f"/daily?date={day}&offset={o}" for o in offsets],
             slow,
             lambda c, i: rides.rides_of_day(c, day=day, limit=50, offset=offsets[i % 200]),
@@ -503,7 +503,11 @@ def bench(
         api = start_api(dsn, port, log, workers=workers)
         try:
             url = f"http://127.0.0.1:{port}"
-            for route in routes(ids, today=now.date(), day=listed_day(now), fast=fast, slow=slow):
+            listed = routes(
+                ids, today=now.date(), day=listed_day(now), fast=fast, slow=slow,
+                rides_a_day=w.daily_rides,
+            )  # fmt: skip
+            for route in listed:
                 # warm both paths, then measure both in the same run
                 direct_baseline(dsn, route, calls=50)
                 base = direct_baseline(dsn, route, calls=max(200, route.rate * 2))
