@@ -15,7 +15,9 @@ import orjson
 import psycopg2
 from prometheus_client import REGISTRY
 
+from services.common import pool
 from services.common.config import Settings
+from services.common.reads import rides
 from services.compress import job as compress
 from services.ingest.service import IngestService
 from services.ingest.sessionizer import ride_id_for
@@ -242,3 +244,36 @@ def test_a_late_reading_for_an_hour_left_detached_waits_for_compress_not_a_crash
         )
         assert thread.is_alive()
     assert scalar(dsn, "SELECT count(*) FROM daily.rejects WHERE reason = 'too_late'") == 2
+
+
+# --- item: the longest city a rider's address can carry ----------------------------------------
+
+
+def test_a_city_as_long_as_an_address_allows_is_kept_and_found(settings: Settings) -> None:
+    # Ingest keeps 500 characters of an address; its city can take 496 of them, about 2 KB of
+    # incompressible UTF-8. A city index entry over 2,704 bytes is refused by PostgreSQL, and
+    # with it the rider's row: ingest could not store the batch (a crash loop) nor compress
+    # the rider.
+    dsn = settings.require_database()
+    live = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    city = "".join(chr(0x20000 + (i * 7919) % 0xA6DF) for i in range(496))
+    system = json.loads(announce(live)[2])["log"].replace(
+        "Flat 4,Harris mill,Ryantown,E8 5BR", f"1,{city},E8"
+    )
+    first = announce(live)
+    lines = [*first[:2], value(system), *pairs(live, 1, 20)]
+    produce(settings, settings.topic_raw, keyed("SN0007", lines), 1)
+    with running_ingest(settings):
+        assert wait_until(lambda: scalar(dsn, "SELECT count(*) FROM daily.readings") == 20)
+    assert scalar(dsn, "SELECT octet_length(city) FROM daily.riders WHERE user_id = 7") > 1900
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:  # the historical copy compress keeps of the rider
+        cur.execute("INSERT INTO historical.riders SELECT * FROM daily.riders")
+    conn.close()
+    readers = pool.open_pool(dsn, max_size=1)
+    try:
+        with pool.read_only(readers) as c:
+            found = rides.rides_in_city(c, city=city)
+    finally:
+        readers.close()
+    assert [r.ride_id for r in found] == [ride_id_for("SN0007", stamp(live))]
