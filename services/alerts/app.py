@@ -139,9 +139,9 @@ class Recorder:
                 psycopg2.NotSupportedError,
             ) as exc:
                 # Not retryable: this row can never be written. The caller records why.
-                raise Unrecordable(f"{exc.pgcode}: {str(exc).strip()[:500]}") from exc
+                raise Unrecordable(db.error_line(exc)) from exc
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                log.error("alerts database unavailable", extra={"error": str(exc)})
+                log.error("alerts database unavailable", extra={"error": db.error_line(exc)})
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None

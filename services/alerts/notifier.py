@@ -204,7 +204,7 @@ class Notifier:
                     if send_due(conn, sender, self.settings, batch=self.batch) < self.batch:
                         break
             except (psycopg2.Error, ConfigError) as exc:
-                log.error("notifier database error", extra={"error": str(exc)})
+                log.error("notifier database error", extra={"error": db.error_line(exc)})
                 if conn is not None:
                     conn.close()
                 conn = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,29 @@ def connect(dsn: str, *, application_name: str = "deloton") -> psycopg2.extensio
         raise ConfigError(f"cannot connect to PostgreSQL ({redact(dsn)}): {first}") from exc
     conn.set_session(autocommit=False)
     return conn
+
+
+def error_line(exc: BaseException) -> str:
+    """What went wrong, in one line safe for logs.
+
+    A database error gives its SQLSTATE and primary message, never its DETAIL: PostgreSQL
+    quotes the offending row there ("Failing row contains (...)", "Key (...)=(...)"), and a
+    rider's row holds personal data. Anything else gives its class and first line.
+    """
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+        line = f"{code}: {primary}" if code else str(primary)
+    else:
+        first = str(exc).strip().splitlines()
+        line = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
+    return line.splitlines()[0][:300] if line else type(exc).__name__
+
+
+def error_where(exc: BaseException, frames: int = 4) -> str:
+    """Where an exception was raised (its innermost frames), without its message."""
+    return "".join(traceback.format_tb(exc.__traceback__)[-frames:]).rstrip()
 
 
 def redact(dsn: str) -> str:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.common import db
 from services.common.config import Settings
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ class RuntimeSettings:
         try:
             stored = dict(self._load())
         except Exception as exc:  # the database may be away: keep what we had
-            log.warning("run-time settings not refreshed", extra={"error": str(exc)[:200]})
+            log.warning("run-time settings not refreshed", extra={"error": db.error_line(exc)})
             return False
         if stored == self._stored:
             return False

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import psycopg2
 
+from services.common import db
 from services.common.config import ConfigError, Settings
 from services.compress import metrics
 from services.compress.job import run
@@ -57,10 +58,13 @@ def main(args: argparse.Namespace) -> int:
     while True:
         try:
             _run_and_print(settings, None)
-        except (psycopg2.Error, ConfigError):
+        except (psycopg2.Error, ConfigError) as exc:
             metrics.RUNS.labels("failed").inc()
             # A database restart must not end the schedule; the next run finishes the work.
-            log.exception("compress run failed; retrying in %d s", settings.compress_interval_s)
+            log.error(
+                "compress run failed; retrying in %d s", settings.compress_interval_s,
+                extra={"error": db.error_line(exc), "where": db.error_where(exc)},
+            )  # fmt: skip
         time.sleep(settings.compress_interval_s)
 
 

@@ -580,9 +580,7 @@ class IngestService:
         return starts
 
     def _reconnect(self, exc: Exception, delay: float = 0.5) -> None:
-        log.warning(
-            "database unavailable (%s); reconnecting in %.1fs", str(exc).strip()[:200], delay
-        )
+        log.warning("database unavailable (%s); reconnecting in %.1fs", db.error_line(exc), delay)
         with contextlib.suppress(Exception):
             self.conn.close()
         while not self.stop.is_set():
@@ -593,7 +591,7 @@ class IngestService:
                 )
                 return
             except Exception as again:
-                log.warning("database still unavailable: %s", str(again)[:200])
+                log.warning("database still unavailable: %s", db.error_line(again))
                 delay = min(delay * 2, 30)
         raise exc
 

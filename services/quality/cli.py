@@ -54,8 +54,11 @@ def main(args: argparse.Namespace) -> int:
     while True:
         try:
             _run_and_print(settings, None)
-        except (psycopg2.Error, ConfigError):
-            log.exception("quality run failed; retrying in %d s", settings.quality_interval_s)
+        except (psycopg2.Error, ConfigError) as exc:
+            log.error(
+                "quality run failed; retrying in %d s", settings.quality_interval_s,
+                extra={"error": db.error_line(exc), "where": db.error_where(exc)},
+            )  # fmt: skip
         time.sleep(settings.quality_interval_s)
 
 
