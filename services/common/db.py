@@ -35,7 +35,7 @@ def connect(dsn: str, *, application_name: str = "deloton") -> psycopg2.extensio
     try:
         conn = psycopg2.connect(dsn, application_name=application_name, connect_timeout=10)
     except psycopg2.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        first = first_line(exc) or exc.__class__.__name__
         raise ConfigError(f"cannot connect to PostgreSQL ({redact(dsn)}): {first}") from exc
     conn.set_session(autocommit=False)
     return conn
@@ -52,11 +52,18 @@ def error_line(exc: BaseException) -> str:
     primary = getattr(diag, "message_primary", None) if diag is not None else None
     if primary:
         code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
-        line = f"{code}: {primary}" if code else str(primary)
+        line = str(primary).splitlines()[0]
+        line = f"{code}: {line}" if code else line
     else:
-        first = str(exc).strip().splitlines()
-        line = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
-    return line.splitlines()[0][:300] if line else type(exc).__name__
+        first = first_line(exc)
+        line = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return line[:300]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text ("" when it has none)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def error_where(exc: BaseException, frames: int = 4) -> str:

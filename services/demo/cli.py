@@ -264,7 +264,7 @@ class _Progress:
                 self.conn = db.connect(self.dsn, application_name="demo")
             counts = repository.row_counts(self.conn)
         except (psycopg2.Error, ConfigError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = db.first_line(exc) or type(exc).__name__
             _say(f"{datetime.now():%H:%M:%S}  (cannot count rows: {first})")
             self.close()
             return
