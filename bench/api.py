@@ -497,14 +497,15 @@ def bench(
             figures["daily_readings"] = conn.execute(
                 "SELECT count(*) AS n FROM daily.readings"
             ).fetchone()["n"]  # type: ignore[index]
-        ids = sample_ids(dsn, w, day=listed_day(now))
+        day = listed_day(now)
+        ids = sample_ids(dsn, w, day=day)
         port = infra.free_port()
         log = Path(tempfile.gettempdir()) / f"bench-api-{os.getpid()}.log"
         api = start_api(dsn, port, log, workers=workers)
         try:
             url = f"http://127.0.0.1:{port}"
             listed = routes(
-                ids, today=now.date(), day=listed_day(now), fast=fast, slow=slow,
+                ids, today=now.date(), day=day, fast=fast, slow=slow,
                 rides_a_day=w.daily_rides,
             )  # fmt: skip
             for route in listed:
