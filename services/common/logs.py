@@ -14,18 +14,36 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and any `extra=` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, object] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED:
-                out[key] = value
+        out.update(extras(record))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
+
+
+class PlainFormatter(logging.Formatter):
+    """Time, level, logger and message, then any `extra=` fields as key=value."""
+
+    # uvicorn's copy of its message with terminal colours: the message says it already.
+    _SKIPPED = frozenset({"color_message"})
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = [f"{k}={v}" for k, v in extras(record).items() if k not in self._SKIPPED]
+        return " ".join([line, *fields])
+
+
+def extras(record: logging.LogRecord) -> dict[str, object]:
+    """The fields a call gave with `extra=`."""
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
 
 
 def setup(level: str = "INFO", json: bool = True) -> None:
@@ -37,7 +55,7 @@ def setup(level: str = "INFO", json: bool = True) -> None:
         fmt: logging.Formatter = JsonFormatter()
         fmt.converter = time.gmtime
     else:
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        fmt = PlainFormatter()
     handler.setFormatter(fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]
